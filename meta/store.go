@@ -1,0 +1,4 @@
+package meta
+
+// Store is an open swapfs store: the metadata database and the data volume.
+type Store struct{}
