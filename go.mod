@@ -6,4 +6,5 @@ require (
 	github.com/hanwen/go-fuse/v2 v2.12.1 // indirect
 	go.etcd.io/bbolt v1.4.3 // indirect
 	golang.org/x/sys v0.49.0 // indirect
+	pgregory.net/rapid v1.3.0 // indirect
 )

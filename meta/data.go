@@ -1,0 +1,279 @@
+package meta
+
+import (
+	"errors"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// MaxFileSize is the largest file size, as ext4's 16 TiB with 4 KiB blocks.
+const MaxFileSize = 16<<40 - BlockSize
+
+// zeroBlock is shared read-only zeros for filling holes in reads and edges of fresh blocks.
+var zeroBlock = make([]byte, BlockSize)
+
+// segment is the part of one mapping that one I/O touches.
+type segment struct {
+	m       Mapping
+	fileOff int64 // byte offset in the file
+	n       int   // bytes
+}
+
+// volOff is the segment's byte offset inside its mapping's first physical block.
+func (g segment) within() int64 { return g.fileOff - int64(g.m.Lblk)*BlockSize }
+
+// segments cuts the byte range [off, off+n) along maps, which must cover it.
+func segments(maps []Mapping, off int64, n int) []segment {
+	var out []segment
+	end := off + int64(n)
+	for _, m := range maps {
+		s := max(off, int64(m.Lblk)*BlockSize)
+		e := min(end, int64(m.Lblk+m.Len)*BlockSize)
+		if s < e {
+			out = append(out, segment{m: m, fileOff: s, n: int(e - s)})
+		}
+	}
+	return out
+}
+
+func blockRange(off, n int64) (uint64, uint64) {
+	b0 := uint64(off) / BlockSize
+	b1 := uint64(off+n+BlockSize-1) / BlockSize
+	return b0, b1 - b0
+}
+
+// ReadAt reads file data; it returns fewer bytes only at end of file. Holes and unwritten
+// extents read as zeros.
+func (s *Store) ReadAt(ino uint64, p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, syscall.EINVAL
+	}
+	il := s.locks.lock(ino, false)
+	defer s.locks.unlock(ino, il, false)
+	var maps []Mapping
+	n := 0
+	err := s.view(func(tx *bolt.Tx) error {
+		r, err := getInode(tx, ino)
+		if err != nil {
+			return err
+		}
+		if r.IsDir() {
+			return syscall.EISDIR
+		}
+		if uint64(off) >= r.Size || len(p) == 0 {
+			return nil
+		}
+		n = int(min(uint64(len(p)), r.Size-uint64(off)))
+		b0, nb := blockRange(off, int64(n))
+		maps, err = mapRange(tx, ino, b0, nb)
+		return err
+	})
+	if err != nil || n == 0 {
+		return 0, err
+	}
+	for _, g := range segments(maps, off, n) {
+		dst := p[g.fileOff-off : g.fileOff-off+int64(g.n)]
+		if g.m.Hole || g.m.Unwritten {
+			clear(dst)
+			continue
+		}
+		if err := s.vol.readAt(dst, g.m.Pblk, g.within()); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// WriteAt writes file data, allocating blocks as needed, and returns the inode after the
+// write: ENOSPC, EFBIG, EISDIR.
+func (s *Store) WriteAt(ino uint64, p []byte, off int64) (Inode, error) {
+	if off < 0 {
+		return Inode{}, syscall.EINVAL
+	}
+	if off+int64(len(p)) > MaxFileSize {
+		return Inode{}, syscall.EFBIG
+	}
+	il := s.locks.lock(ino, true)
+	defer s.locks.unlock(ino, il, true)
+	for retried := false; ; retried = true {
+		out, err := s.writeOnce(ino, p, off)
+		if errors.Is(err, syscall.ENOSPC) && !retried && s.hasPendingFree() {
+			// Blocks freed in this group become usable once it commits, as jbd2 forces a
+			// commit before it reports ENOSPC.
+			if err := s.Sync(); err != nil {
+				return Inode{}, err
+			}
+			continue
+		}
+		return out, err
+	}
+}
+
+func (s *Store) hasPendingFree() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pendingFree) > 0
+}
+
+// writeOnce maps the range (allocating holes, converting unwritten extents), records the
+// new size, then writes the bytes, all under the gate so no commit sees the mapping before
+// the data.
+func (s *Store) writeOnce(ino uint64, p []byte, off int64) (Inode, error) {
+	s.gate.RLock()
+	defer s.gate.RUnlock()
+	var out Inode
+	var segs []segment
+	fresh := map[uint64]bool{} // blocks that held no data before: their uncovered bytes must be zeroed
+	err := s.update(func(tx *bolt.Tx) error {
+		r, err := getInode(tx, ino)
+		if err != nil {
+			return err
+		}
+		if !r.IsRegular() {
+			return syscall.EISDIR
+		}
+		if len(p) == 0 {
+			out = r.Inode
+			return nil
+		}
+		b0, nb := blockRange(off, int64(len(p)))
+		maps, err := s.mapForWrite(tx, r, b0, nb, fresh)
+		if err != nil {
+			return err
+		}
+		segs = segments(maps, off, len(p))
+		r.Size = max(r.Size, uint64(off)+uint64(len(p)))
+		now := time.Now()
+		r.Mtime, r.Ctime = now, now
+		out = r.Inode
+		return putInode(tx, r)
+	})
+	if err != nil || len(p) == 0 {
+		return out, err
+	}
+	if err := s.writeSegments(segs, p, off, fresh); err != nil {
+		s.fail(err)
+		return Inode{}, err
+	}
+	return out, nil
+}
+
+// mapForWrite makes every block of [b0, b0+nb) written: holes get new blocks, unwritten
+// extents are converted. Blocks that did so are recorded in fresh. ENOSPC changes nothing.
+func (s *Store) mapForWrite(tx *bolt.Tx, r *inodeRec, b0, nb uint64, fresh map[uint64]bool) ([]Mapping, error) {
+	maps, err := mapRange(tx, r.Ino, b0, nb)
+	if err != nil {
+		return nil, err
+	}
+	var need uint64
+	for _, m := range maps {
+		if m.Hole {
+			need += m.Len
+		}
+	}
+	var runs []run
+	if need > 0 {
+		goal, err := allocGoal(tx, r.Ino, b0)
+		if err != nil {
+			return nil, err
+		}
+		if runs, err = allocate(tx, need, goal); err != nil {
+			return nil, err
+		}
+		r.Blocks += need
+	}
+	var out []Mapping
+	for _, m := range maps {
+		if !m.Hole && !m.Unwritten {
+			out = append(out, m)
+			continue
+		}
+		for lblk := m.Lblk; lblk < m.Lblk+m.Len; lblk++ {
+			fresh[lblk] = true
+		}
+		if m.Unwritten {
+			m.Unwritten = false
+			if _, err := setRange(tx, r.Ino, m.Lblk, m.Len, &m); err != nil {
+				return nil, err
+			}
+			out = append(out, m)
+			continue
+		}
+		filled, err := fillHole(tx, r.Ino, m, &runs, false)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, filled...)
+	}
+	return out, nil
+}
+
+// fillHole maps the hole m onto the front of runs, consuming them, and returns the new
+// mappings.
+func fillHole(tx *bolt.Tx, ino uint64, m Mapping, runs *[]run, unwritten bool) ([]Mapping, error) {
+	var out []Mapping
+	for lblk, left := m.Lblk, m.Len; left > 0; {
+		r := &(*runs)[0]
+		take := min(left, r.len)
+		nm := Mapping{Lblk: lblk, Len: take, Pblk: r.pblk, Unwritten: unwritten}
+		if _, err := setRange(tx, ino, lblk, take, &nm); err != nil {
+			return nil, err
+		}
+		out = append(out, nm)
+		r.pblk += take
+		if r.len -= take; r.len == 0 {
+			*runs = (*runs)[1:]
+		}
+		lblk += take
+		left -= take
+	}
+	return out, nil
+}
+
+// writeSegments puts p on the volume. A fresh block the write covers only in part is written
+// whole, zeros around the data, so its stale contents never become readable.
+func (s *Store) writeSegments(segs []segment, p []byte, off int64, fresh map[uint64]bool) error {
+	end := off + int64(len(p))
+	var edge []byte
+	for _, g := range segs {
+		src := p[g.fileOff-off : g.fileOff-off+int64(g.n)]
+		first, last := uint64(g.fileOff)/BlockSize, uint64(g.fileOff+int64(g.n)-1)/BlockSize
+		for _, lblk := range []uint64{first, last} {
+			bs, be := int64(lblk)*BlockSize, int64(lblk+1)*BlockSize
+			if !fresh[lblk] || (off <= bs && end >= be) {
+				continue
+			}
+			if edge == nil {
+				edge = make([]byte, BlockSize)
+			}
+			clear(edge)
+			lo, hi := max(off, bs), min(end, be)
+			copy(edge[lo-bs:hi-bs], p[lo-off:hi-off])
+			if err := s.vol.writeAt(edge, g.m.Pblk+(lblk-g.m.Lblk), 0); err != nil {
+				return err
+			}
+			fresh[lblk] = false // written whole: the plain write below covers it again harmlessly
+		}
+		if err := s.vol.writeAt(src, g.m.Pblk, g.within()); err != nil {
+			return err
+		}
+	}
+	s.markDataDirty()
+	return nil
+}
+
+func (s *Store) markDataDirty() {
+	s.mu.Lock()
+	s.dataDirty = true
+	s.mu.Unlock()
+}
+
+// fail makes the store read-only after a data volume failure: metadata already points at
+// blocks whose data may not have been written, so the group must not be committed.
+func (s *Store) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failLocked(err)
+}

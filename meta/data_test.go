@@ -1,0 +1,175 @@
+package meta_test
+
+import (
+	"bytes"
+	"math/rand"
+	"syscall"
+	"testing"
+
+	"github.com/swapfs/swapfs/meta"
+)
+
+func readAll(t testing.TB, s *meta.Store, ino uint64) []byte {
+	t.Helper()
+	in, err := s.GetInode(ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, in.Size+10)
+	n, err := s.ReadAt(ino, buf, 0)
+	if err != nil {
+		t.Fatalf("ReadAt: %v", err)
+	}
+	return buf[:n]
+}
+
+func TestWriteReadSparse(t *testing.T) {
+	s, _ := newStore(t, 16<<20)
+	f := mustCreate(t, s, meta.RootIno, "f", reg)
+	want := make([]byte, 3*meta.BlockSize+100)
+	copy(want[10:], "head")
+	copy(want[2*meta.BlockSize+7:], "middle")
+	for _, w := range []struct {
+		off  int64
+		data string
+	}{{10, "head"}, {2*meta.BlockSize + 7, "middle"}} {
+		if _, err := s.WriteAt(f.Ino, []byte(w.data), w.off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in, _ := s.WriteAt(f.Ino, []byte{0}, int64(len(want))-1)
+	if in.Size != uint64(len(want)) || in.Blocks != 3 {
+		t.Errorf("size %d blocks %d, want %d and 3 (block 1 is a hole)", in.Size, in.Blocks, len(want))
+	}
+	if got := readAll(t, s, f.Ino); !bytes.Equal(got, want) {
+		t.Error("content mismatch after sparse writes")
+	}
+	if pos, err := s.Seek(f.Ino, 0, meta.SeekHole); err != nil || pos != meta.BlockSize {
+		t.Errorf("SEEK_HOLE = %d, %v", pos, err)
+	}
+	if pos, err := s.Seek(f.Ino, meta.BlockSize, meta.SeekData); err != nil || pos != 2*meta.BlockSize {
+		t.Errorf("SEEK_DATA = %d, %v", pos, err)
+	}
+	_, err := s.Seek(f.Ino, int64(len(want)), meta.SeekData)
+	wantErrno(t, err, syscall.ENXIO)
+}
+
+func TestTruncateZeroesTail(t *testing.T) {
+	s, _ := newStore(t, 16<<20)
+	f := mustCreate(t, s, meta.RootIno, "f", reg)
+	s.WriteAt(f.Ino, bytes.Repeat([]byte{0xaa}, 3*meta.BlockSize), 0)
+	size := uint64(100)
+	in, err := s.SetAttr(f.Ino, meta.SetAttr{Size: &size})
+	if err != nil || in.Blocks != 1 || in.Size != 100 {
+		t.Fatalf("truncate: %+v %v", in, err)
+	}
+	size = 2 * meta.BlockSize
+	s.SetAttr(f.Ino, meta.SetAttr{Size: &size})
+	got := readAll(t, s, f.Ino)
+	want := append(bytes.Repeat([]byte{0xaa}, 100), make([]byte, 2*meta.BlockSize-100)...)
+	if !bytes.Equal(got, want) {
+		t.Error("bytes past a truncation came back after growing the file")
+	}
+}
+
+func TestFallocateModes(t *testing.T) {
+	s, _ := newStore(t, 16<<20)
+	f := mustCreate(t, s, meta.RootIno, "f", reg)
+	in, err := s.Fallocate(f.Ino, 0, 4*meta.BlockSize, 0)
+	if err != nil || in.Size != 4*meta.BlockSize || in.Blocks != 4 {
+		t.Fatalf("fallocate: %+v %v", in, err)
+	}
+	if got := readAll(t, s, f.Ino); !bytes.Equal(got, make([]byte, 4*meta.BlockSize)) {
+		t.Error("fallocated range does not read as zeros")
+	}
+	in, _ = s.Fallocate(f.Ino, 0, 8*meta.BlockSize, meta.FallocKeepSize)
+	if in.Size != 4*meta.BlockSize || in.Blocks != 8 {
+		t.Errorf("keep size: size %d blocks %d", in.Size, in.Blocks)
+	}
+	s.WriteAt(f.Ino, bytes.Repeat([]byte{1}, 4*meta.BlockSize), 0)
+	in, err = s.Fallocate(f.Ino, 100, 2*meta.BlockSize, meta.FallocPunchHole|meta.FallocKeepSize)
+	if err != nil || in.Blocks != 7 {
+		t.Fatalf("punch: blocks %d, %v (one whole block freed)", in.Blocks, err)
+	}
+	got := readAll(t, s, f.Ino)
+	want := bytes.Repeat([]byte{1}, 4*meta.BlockSize)
+	clear(want[100 : 100+2*meta.BlockSize])
+	if !bytes.Equal(got, want) {
+		t.Error("punch hole content mismatch")
+	}
+	in, err = s.Fallocate(f.Ino, 10, 5, meta.FallocZeroRange)
+	clear(want[10:15])
+	if err != nil || !bytes.Equal(readAll(t, s, f.Ino), want) {
+		t.Errorf("zero range: %v", err)
+	}
+	_, err = s.Fallocate(f.Ino, 0, 1, meta.FallocPunchHole)
+	wantErrno(t, err, syscall.EOPNOTSUPP)
+	_, err = s.Fallocate(f.Ino, 0, 0, 0)
+	wantErrno(t, err, syscall.EINVAL)
+}
+
+func TestENOSPCAndSpaceReturns(t *testing.T) {
+	s, _ := newStore(t, 1<<20)
+	st0, _ := s.Statfs()
+	f := mustCreate(t, s, meta.RootIno, "f", reg)
+	chunk := make([]byte, 64<<10)
+	var off int64
+	var err error
+	for err == nil {
+		_, err = s.WriteAt(f.Ino, chunk, off)
+		off += int64(len(chunk))
+	}
+	wantErrno(t, err, syscall.ENOSPC)
+	mustCheck(t, s)
+	if err := s.Unlink(meta.RootIno, "f"); err != nil {
+		t.Fatal(err)
+	}
+	s.Release(f.Ino)
+	st1, _ := s.Statfs()
+	if st1.BlocksFree != st0.BlocksFree {
+		t.Errorf("free blocks %d after delete, %d before", st1.BlocksFree, st0.BlocksFree)
+	}
+	g := mustCreate(t, s, meta.RootIno, "g", reg)
+	if _, err := s.WriteAt(g.Ino, make([]byte, 512<<10), 0); err != nil {
+		t.Errorf("write after freeing space: %v", err)
+	}
+}
+
+func TestContiguousAllocation(t *testing.T) {
+	s, _ := newStore(t, 64<<20)
+	f := mustCreate(t, s, meta.RootIno, "f", reg)
+	for off := int64(0); off < 8<<20; off += 128 << 10 {
+		if _, err := s.WriteAt(f.Ino, make([]byte, 128<<10), off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	maps, _ := s.Map(f.Ino, 0, (8<<20)/meta.BlockSize)
+	if len(maps) != 1 {
+		t.Errorf("a file written sequentially has %d extents, want 1", len(maps))
+	}
+}
+
+func TestPersistence(t *testing.T) {
+	s, dir := newStoreNoCleanup(t, 16<<20)
+	f := mustCreate(t, s, meta.RootIno, "f", reg)
+	data := make([]byte, 100000)
+	rand.New(rand.NewSource(1)).Read(data)
+	s.WriteAt(f.Ino, data, 5)
+	s.SetXattr(f.Ino, "user.x", []byte("y"), 0)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := meta.Open(dir, meta.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got := readAll(t, s, f.Ino)
+	if !bytes.Equal(got[5:], data) || !bytes.Equal(got[:5], make([]byte, 5)) {
+		t.Error("data changed across close/open")
+	}
+	if v, _ := s.GetXattr(f.Ino, "user.x"); string(v) != "y" {
+		t.Error("xattr lost")
+	}
+	mustCheck(t, s)
+}

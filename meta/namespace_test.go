@@ -1,0 +1,352 @@
+package meta_test
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/swapfs/swapfs/meta"
+)
+
+func TestCreateLookupErrors(t *testing.T) {
+	s, _ := newStore(t, 16<<20)
+	f := mustCreate(t, s, meta.RootIno, "f", reg)
+	d := mustCreate(t, s, meta.RootIno, "d", dir)
+	_, err := s.Create(meta.RootIno, "f", meta.NewInode{Mode: reg})
+	wantErrno(t, err, syscall.EEXIST)
+	_, err = s.Create(f.Ino, "x", meta.NewInode{Mode: reg})
+	wantErrno(t, err, syscall.ENOTDIR)
+	_, err = s.Create(meta.RootIno, strings.Repeat("n", 256), meta.NewInode{Mode: reg})
+	wantErrno(t, err, syscall.ENAMETOOLONG)
+	if _, err := s.Create(meta.RootIno, strings.Repeat("n", 255), meta.NewInode{Mode: reg}); err != nil {
+		t.Fatalf("255-byte name: %v", err)
+	}
+	_, err = s.Lookup(meta.RootIno, "missing")
+	wantErrno(t, err, syscall.ENOENT)
+	got, err := s.Lookup(meta.RootIno, "d")
+	if err != nil || got.Ino != d.Ino || got.Nlink != 2 {
+		t.Fatalf("Lookup d = %+v, %v", got, err)
+	}
+	root, _ := s.GetInode(meta.RootIno)
+	if root.Nlink != 3 {
+		t.Errorf("root nlink = %d, want 3", root.Nlink)
+	}
+	_, err = s.Create(meta.RootIno, "l", meta.NewInode{Mode: syscall.S_IFLNK | 0o777, Target: strings.Repeat("t", 4096)})
+	wantErrno(t, err, syscall.ENAMETOOLONG)
+}
+
+func TestSetgidDirectoryInheritance(t *testing.T) {
+	s, _ := newStore(t, 16<<20)
+	d, err := s.Create(meta.RootIno, "g", meta.NewInode{Mode: dir | syscall.S_ISGID, Uid: 1, Gid: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := s.Create(d.Ino, "f", meta.NewInode{Mode: reg, Uid: 2, Gid: 2})
+	sub, _ := s.Create(d.Ino, "sub", meta.NewInode{Mode: dir, Uid: 2, Gid: 2})
+	if f.Gid != 50 || sub.Gid != 50 {
+		t.Errorf("gids = %d, %d; want 50 from the setgid parent", f.Gid, sub.Gid)
+	}
+	if sub.Mode&syscall.S_ISGID == 0 || f.Mode&syscall.S_ISGID != 0 {
+		t.Errorf("modes %o %o: a subdirectory inherits setgid, a file does not", sub.Mode, f.Mode)
+	}
+}
+
+func TestUnlinkRmdir(t *testing.T) {
+	s, _ := newStore(t, 16<<20)
+	d := mustCreate(t, s, meta.RootIno, "d", dir)
+	mustCreate(t, s, d.Ino, "f", reg)
+	wantErrno(t, s.Rmdir(meta.RootIno, "d"), syscall.ENOTEMPTY)
+	wantErrno(t, s.Unlink(meta.RootIno, "d"), syscall.EISDIR)
+	wantErrno(t, s.Rmdir(d.Ino, "f"), syscall.ENOTDIR)
+	wantErrno(t, s.Unlink(d.Ino, "nope"), syscall.ENOENT)
+	if err := s.Unlink(d.Ino, "f"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Rmdir(meta.RootIno, "d"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Create(d.Ino, "late", meta.NewInode{Mode: reg})
+	wantErrno(t, err, syscall.ENOENT)
+	if err := s.Release(d.Ino); err != nil {
+		t.Fatal(err)
+	}
+	root, _ := s.GetInode(meta.RootIno)
+	if root.Nlink != 2 {
+		t.Errorf("root nlink = %d after rmdir, want 2", root.Nlink)
+	}
+}
+
+func TestOrphanKeepsDataUntilRelease(t *testing.T) {
+	s, _ := newStore(t, 16<<20)
+	f := mustCreate(t, s, meta.RootIno, "f", reg)
+	if _, err := s.WriteAt(f.Ino, []byte("still here"), 0); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := s.Statfs()
+	if err := s.Unlink(meta.RootIno, "f"); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 10)
+	if n, err := s.ReadAt(f.Ino, buf, 0); err != nil || string(buf[:n]) != "still here" {
+		t.Fatalf("read of unlinked open file: %q, %v", buf[:n], err)
+	}
+	mustCheck(t, s)
+	if err := s.Release(f.Ino); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := s.Statfs()
+	if after.BlocksFree != before.BlocksFree+1 || after.InodesFree != before.InodesFree+1 {
+		t.Errorf("statfs free blocks %d -> %d, inodes %d -> %d: want one more of each",
+			before.BlocksFree, after.BlocksFree, before.InodesFree, after.InodesFree)
+	}
+	_, err := s.GetInode(f.Ino)
+	wantErrno(t, err, syscall.ENOENT)
+}
+
+func TestOrphansReclaimedAtOpen(t *testing.T) {
+	s, dir := newStoreNoCleanup(t, 16<<20)
+	f := mustCreate(t, s, meta.RootIno, "f", reg)
+	s.WriteAt(f.Ino, make([]byte, 3*meta.BlockSize), 0)
+	if err := s.Unlink(meta.RootIno, "f"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := meta.Open(dir, meta.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.GetInode(f.Ino); err == nil {
+		t.Error("orphan survived a reopen")
+	}
+	mustCheck(t, s)
+}
+
+func newStoreNoCleanup(t testing.TB, size int64) (*meta.Store, string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := meta.Mkfs(dir, meta.MkfsOptions{Size: size}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := meta.Open(dir, meta.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, dir
+}
+
+func TestLinks(t *testing.T) {
+	s, _ := newStore(t, 16<<20)
+	f := mustCreate(t, s, meta.RootIno, "f", reg)
+	d := mustCreate(t, s, meta.RootIno, "d", dir)
+	in, err := s.Link(f.Ino, d.Ino, "g")
+	if err != nil || in.Nlink != 2 {
+		t.Fatalf("Link: %+v %v", in, err)
+	}
+	_, err = s.Link(d.Ino, meta.RootIno, "dd")
+	wantErrno(t, err, syscall.EPERM)
+	_, err = s.Link(f.Ino, d.Ino, "g")
+	wantErrno(t, err, syscall.EEXIST)
+	s.Unlink(meta.RootIno, "f")
+	got, _ := s.Lookup(d.Ino, "g")
+	if got.Nlink != 1 {
+		t.Errorf("nlink after unlink of one name = %d", got.Nlink)
+	}
+}
+
+func TestRename(t *testing.T) {
+	cases := []struct {
+		name  string
+		setup []string // "f:name" or "d:name" or "f:dir/name"
+		from  string
+		to    string
+		flags uint32
+		want  syscall.Errno
+	}{
+		{"plain", []string{"f:a"}, "a", "b", 0, 0},
+		{"missing", nil, "a", "b", 0, syscall.ENOENT},
+		{"overwrite file", []string{"f:a", "f:b"}, "a", "b", 0, 0},
+		{"noreplace", []string{"f:a", "f:b"}, "a", "b", meta.RenameNoreplace, syscall.EEXIST},
+		{"exchange missing", []string{"f:a"}, "a", "b", meta.RenameExchange, syscall.ENOENT},
+		{"exchange", []string{"f:a", "d:b"}, "a", "b", meta.RenameExchange, 0},
+		{"file over dir", []string{"f:a", "d:b"}, "a", "b", 0, syscall.EISDIR},
+		{"dir over file", []string{"d:a", "f:b"}, "a", "b", 0, syscall.ENOTDIR},
+		{"dir over nonempty", []string{"d:a", "d:b", "f:b/x"}, "a", "b", 0, syscall.ENOTEMPTY},
+		{"dir over empty", []string{"d:a", "d:b"}, "a", "b", 0, 0},
+		{"dir into itself", []string{"d:a", "d:a/b"}, "a", "a/b/c", 0, syscall.EINVAL},
+		{"bad flags", []string{"f:a"}, "a", "b", 1 << 7, syscall.EINVAL},
+		{"both flags", []string{"f:a", "f:b"}, "a", "b", meta.RenameExchange | meta.RenameNoreplace, syscall.EINVAL},
+		{"same inode", []string{"f:a", "l:a:b"}, "a", "b", 0, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := newStore(t, 16<<20)
+			inos := map[string]uint64{"": meta.RootIno}
+			for _, spec := range tc.setup {
+				parts := strings.Split(spec, ":")
+				parent, name := splitPath(inos, parts[1])
+				switch parts[0] {
+				case "f":
+					inos[parts[1]] = mustCreate(t, s, parent, name, reg).Ino
+				case "d":
+					inos[parts[1]] = mustCreate(t, s, parent, name, dir).Ino
+				case "l":
+					if _, err := s.Link(inos[parts[1]], meta.RootIno, parts[2]); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			fp, fn := splitPath(inos, tc.from)
+			tp, tn := splitPath(inos, tc.to)
+			err := s.Rename(fp, fn, tp, tn, tc.flags)
+			if tc.want != 0 {
+				wantErrno(t, err, tc.want)
+				return
+			}
+			if err != nil {
+				t.Fatalf("Rename: %v", err)
+			}
+			got, err := s.Lookup(tp, tn)
+			if err != nil || got.Ino != inos[tc.from] {
+				t.Errorf("after rename %s names %d (%v), want %d", tc.to, got.Ino, err, inos[tc.from])
+			}
+			if tc.flags&meta.RenameExchange != 0 {
+				back, _ := s.Lookup(fp, fn)
+				if back.Ino != inos[tc.to] {
+					t.Errorf("exchange: %s names %d, want %d", tc.from, back.Ino, inos[tc.to])
+				}
+			}
+		})
+	}
+}
+
+func splitPath(inos map[string]uint64, p string) (uint64, string) {
+	i := strings.LastIndex(p, "/")
+	if i < 0 {
+		return meta.RootIno, p
+	}
+	return inos[p[:i]], p[i+1:]
+}
+
+func TestRenameDirectoryAcrossParents(t *testing.T) {
+	s, _ := newStore(t, 16<<20)
+	a := mustCreate(t, s, meta.RootIno, "a", dir)
+	b := mustCreate(t, s, meta.RootIno, "b", dir)
+	c := mustCreate(t, s, a.Ino, "c", dir)
+	if err := s.Rename(a.Ino, "c", b.Ino, "c", 0); err != nil {
+		t.Fatal(err)
+	}
+	a, _ = s.GetInode(a.Ino)
+	b, _ = s.GetInode(b.Ino)
+	c, _ = s.GetInode(c.Ino)
+	if a.Nlink != 2 || b.Nlink != 3 || c.Parent != b.Ino {
+		t.Errorf("nlinks a=%d b=%d, c.Parent=%d", a.Nlink, b.Nlink, c.Parent)
+	}
+}
+
+func TestReadDirCookiesStable(t *testing.T) {
+	s, _ := newStore(t, 16<<20)
+	for i := 0; i < 100; i++ {
+		mustCreate(t, s, meta.RootIno, fmt.Sprintf("f%03d", i), reg)
+	}
+	var seen []meta.DirEntry
+	s.ReadDir(meta.RootIno, 0, func(e meta.DirEntry) bool {
+		seen = append(seen, e)
+		return len(seen) < 50
+	})
+	// Change the directory under the listing: remove seen and unseen names, add new ones.
+	for i := 0; i < 100; i += 2 {
+		s.Unlink(meta.RootIno, fmt.Sprintf("f%03d", i))
+	}
+	mustCreate(t, s, meta.RootIno, "new", reg)
+	last := seen[len(seen)-1].Cookie
+	names := map[string]bool{}
+	for _, e := range seen {
+		names[e.Name] = true
+	}
+	err := s.ReadDir(meta.RootIno, last+1, func(e meta.DirEntry) bool {
+		if names[e.Name] {
+			t.Errorf("%s listed twice", e.Name)
+		}
+		names[e.Name] = true
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < 100; i += 2 {
+		if n := fmt.Sprintf("f%03d", i); !names[n] {
+			t.Errorf("%s, present throughout, was skipped", n)
+		}
+	}
+	if !names["new"] {
+		t.Error("an entry created during the listing after the position was not listed")
+	}
+}
+
+func TestXattrs(t *testing.T) {
+	s, _ := newStore(t, 16<<20)
+	f := mustCreate(t, s, meta.RootIno, "f", reg)
+	_, err := s.GetXattr(f.Ino, "user.a")
+	wantErrno(t, err, syscall.ENODATA)
+	wantErrno(t, s.SetXattr(f.Ino, "user.a", []byte("1"), meta.XattrReplace), syscall.ENODATA)
+	if err := s.SetXattr(f.Ino, "user.a", []byte("1"), meta.XattrCreate); err != nil {
+		t.Fatal(err)
+	}
+	wantErrno(t, s.SetXattr(f.Ino, "user.a", []byte("2"), meta.XattrCreate), syscall.EEXIST)
+	if err := s.SetXattr(f.Ino, "user.a", []byte("2"), meta.XattrReplace); err != nil {
+		t.Fatal(err)
+	}
+	wantErrno(t, s.SetXattr(f.Ino, "user.big", make([]byte, meta.XattrSizeMax+1), 0), syscall.E2BIG)
+	wantErrno(t, s.SetXattr(f.Ino, strings.Repeat("x", 256), nil, 0), syscall.ERANGE)
+	s.SetXattr(f.Ino, "user.b", nil, 0)
+	names, _ := s.ListXattr(f.Ino)
+	if strings.Join(names, ",") != "user.a,user.b" {
+		t.Errorf("ListXattr = %v", names)
+	}
+	v, _ := s.GetXattr(f.Ino, "user.a")
+	if string(v) != "2" {
+		t.Errorf("value %q", v)
+	}
+	wantErrno(t, s.RemoveXattr(f.Ino, "user.c"), syscall.ENODATA)
+	if err := s.RemoveXattr(f.Ino, "user.a"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSymlink(t *testing.T) {
+	s, _ := newStore(t, 16<<20)
+	l, err := s.Create(meta.RootIno, "l", meta.NewInode{Mode: syscall.S_IFLNK | 0o777, Target: "/some/where"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Readlink(l.Ino); got != "/some/where" || l.Size != 11 {
+		t.Errorf("Readlink = %q size %d", got, l.Size)
+	}
+	f := mustCreate(t, s, meta.RootIno, "f", reg)
+	_, err = s.Readlink(f.Ino)
+	wantErrno(t, err, syscall.EINVAL)
+}
+
+func TestInodeLimit(t *testing.T) {
+	dir := t.TempDir()
+	if err := meta.Mkfs(dir, meta.MkfsOptions{Size: 16 << 20, Inodes: 3}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := meta.Open(dir, meta.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mustCreate(t, s, meta.RootIno, "a", reg)
+	mustCreate(t, s, meta.RootIno, "b", reg)
+	_, err = s.Create(meta.RootIno, "c", meta.NewInode{Mode: reg})
+	wantErrno(t, err, syscall.ENOSPC)
+	st, _ := s.Statfs()
+	if st.Inodes != 3 || st.InodesFree != 0 {
+		t.Errorf("statfs inodes %d free %d", st.Inodes, st.InodesFree)
+	}
+}

@@ -1,0 +1,159 @@
+package meta_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/swapfs/swapfs/meta"
+	bolt "go.etcd.io/bbolt"
+)
+
+func hashFiles(t *testing.T, dir string) map[string][32]byte {
+	t.Helper()
+	out := map[string][32]byte{}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err == nil {
+			out[e.Name()] = sha256.Sum256(b)
+		}
+	}
+	return out
+}
+
+func TestOpenRefusesBadStores(t *testing.T) {
+	cases := []struct {
+		name    string
+		damage  func(t *testing.T, dir string)
+		message string
+	}{
+		{"random bytes", func(t *testing.T, dir string) {
+			os.WriteFile(filepath.Join(dir, "meta.db"), bytes.Repeat([]byte("garbage!"), 4096), 0o600)
+		}, "meta.db"},
+		{"empty meta.db", func(t *testing.T, dir string) {
+			os.WriteFile(filepath.Join(dir, "meta.db"), nil, 0o600)
+		}, "empty"},
+		{"foreign bbolt", func(t *testing.T, dir string) {
+			p := filepath.Join(dir, "meta.db")
+			os.Remove(p)
+			db, err := bolt.Open(p, 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("widgets")); return err })
+			db.Close()
+		}, "not a swapfs store"},
+		{"future format", func(t *testing.T, dir string) {
+			db, err := bolt.Open(filepath.Join(dir, "meta.db"), 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := []byte{1, 0, 0, 0, 0}
+			binary.BigEndian.PutUint32(v[1:], 99)
+			db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("super")).Put([]byte("format"), v) })
+			db.Close()
+		}, "format version 99"},
+		{"missing volume", func(t *testing.T, dir string) {
+			os.Remove(filepath.Join(dir, "data"))
+		}, "missing"},
+		{"resized volume", func(t *testing.T, dir string) {
+			os.Truncate(filepath.Join(dir, "data"), 32<<20)
+		}, "resized"},
+		{"other store's volume", func(t *testing.T, dir string) {
+			other := t.TempDir()
+			meta.Mkfs(other, meta.MkfsOptions{Size: 16 << 20})
+			b, _ := os.ReadFile(filepath.Join(other, "data"))
+			os.WriteFile(filepath.Join(dir, "data"), b, 0o600)
+		}, "belongs to store"},
+		{"unlabelled volume", func(t *testing.T, dir string) {
+			f, _ := os.OpenFile(filepath.Join(dir, "data"), os.O_WRONLY, 0)
+			f.WriteAt(make([]byte, 4096), 0)
+			f.Close()
+		}, "no swapfs label"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := meta.Mkfs(dir, meta.MkfsOptions{Size: 16 << 20}); err != nil {
+				t.Fatal(err)
+			}
+			tc.damage(t, dir)
+			before := hashFiles(t, dir)
+			s, err := meta.Open(dir, meta.OpenOptions{})
+			if err == nil {
+				s.Close()
+				t.Fatal("Open accepted a damaged store")
+			}
+			if !strings.Contains(err.Error(), tc.message) {
+				t.Errorf("error %q does not say %q", err, tc.message)
+			}
+			if after := hashFiles(t, dir); len(after) != len(before) {
+				t.Errorf("files changed: %d before, %d after", len(before), len(after))
+			} else {
+				for name, h := range before {
+					if after[name] != h {
+						t.Errorf("%s was modified by a refused Open", name)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestSecondOpenRefused(t *testing.T) {
+	_, dir := newStore(t, 16<<20)
+	_, err := meta.Open(dir, meta.OpenOptions{})
+	if err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second Open: %v, want an 'in use' error", err)
+	}
+}
+
+func TestMkfsRefusesExistingStore(t *testing.T) {
+	_, dir := newStore(t, 16<<20)
+	if err := meta.Mkfs(dir, meta.MkfsOptions{Size: 16 << 20}); err == nil {
+		t.Fatal("Mkfs overwrote a store")
+	}
+}
+
+func TestFsckClean(t *testing.T) {
+	s, dir := newStoreNoCleanup(t, 16<<20)
+	f := mustCreate(t, s, meta.RootIno, "f", reg)
+	s.WriteAt(f.Ino, make([]byte, 10000), 0)
+	s.Close()
+	problems, err := meta.Fsck(dir)
+	if err != nil || len(problems) != 0 {
+		t.Fatalf("Fsck: %v %v", problems, err)
+	}
+}
+
+func TestFsckFindsDamage(t *testing.T) {
+	s, dir := newStoreNoCleanup(t, 16<<20)
+	f := mustCreate(t, s, meta.RootIno, "f", reg)
+	s.WriteAt(f.Ino, make([]byte, 10000), 0)
+	s.Close()
+	db, err := bolt.Open(filepath.Join(dir, "meta.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Lose the extents: their blocks are now neither used nor free.
+	db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket([]byte("extents")); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucket([]byte("extents"))
+		return err
+	})
+	db.Close()
+	problems, err := meta.Fsck(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) < 2 {
+		t.Fatalf("Fsck found %v; want the lost blocks and the wrong block count", problems)
+	}
+}

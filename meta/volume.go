@@ -1,0 +1,155 @@
+package meta
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// volumeMagic starts block 0 of every data volume; the store's UUID follows, so a store
+// recognises its own volume and refuses any other.
+var volumeMagic = []byte("SWAPFS-DATA-VOLUME\x00v1\x00")
+
+// minVolumeBlocks is the smallest useful volume: the label and a few data blocks.
+const minVolumeBlocks = 16
+
+// volume is the data volume: the file or block device that holds file contents.
+type volume struct {
+	f      *os.File
+	path   string
+	blocks uint64
+}
+
+func volumeSize(f *os.File) (int64, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if st.Mode()&os.ModeDevice == 0 {
+		return st.Size(), nil
+	}
+	var n uint64
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.BLKGETSIZE64, uintptr(unsafe.Pointer(&n))); e != 0 {
+		return 0, fmt.Errorf("BLKGETSIZE64: %w", e)
+	}
+	return int64(n), nil
+}
+
+func encodeLabel(uuid []byte, blocks uint64) []byte {
+	b := make([]byte, BlockSize)
+	n := copy(b, volumeMagic)
+	n += copy(b[n:], uuid)
+	binary.BigEndian.PutUint64(b[n:], blocks)
+	return b
+}
+
+// writeLabel claims the volume for a new store.
+func writeLabel(f *os.File, uuid []byte, blocks uint64) error {
+	if _, err := f.WriteAt(encodeLabel(uuid, blocks), 0); err != nil {
+		return fmt.Errorf("write volume label: %w", err)
+	}
+	return f.Sync()
+}
+
+// openVolume opens the data volume recorded in the superblock and proves it is this store's:
+// same size, and a label carrying this store's UUID. It writes nothing.
+func openVolume(path string, uuid []byte, blocks uint64, readOnly bool) (*volume, error) {
+	flags := os.O_RDWR
+	if readOnly {
+		flags = os.O_RDONLY
+	}
+	f, err := os.OpenFile(path, flags, 0)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("data volume %s is missing (was it moved or deleted?): %w", path, err)
+		}
+		return nil, fmt.Errorf("open data volume: %w", err)
+	}
+	v := &volume{f: f, path: path, blocks: blocks}
+	if err := v.verify(uuid); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return v, nil
+}
+
+func (v *volume) verify(uuid []byte) error {
+	size, err := volumeSize(v.f)
+	if err != nil {
+		return fmt.Errorf("data volume %s: %w", v.path, err)
+	}
+	if want := int64(v.blocks) * BlockSize; size != want {
+		return fmt.Errorf("data volume %s is %d bytes but this store's volume is %d bytes: "+
+			"wrong device, or the volume was resized", v.path, size, want)
+	}
+	label := make([]byte, BlockSize)
+	if _, err := v.f.ReadAt(label, 0); err != nil {
+		return fmt.Errorf("read label of data volume %s: %w", v.path, err)
+	}
+	got, _, err := parseLabel(label)
+	if err != nil {
+		return fmt.Errorf("data volume %s %w: it is not this store's volume", v.path, err)
+	}
+	if !bytes.Equal(got, uuid) {
+		return fmt.Errorf("data volume %s belongs to store %s, not to this store (%s)",
+			v.path, formatUUID(got), formatUUID(uuid))
+	}
+	return nil
+}
+
+// parseLabel decodes block 0 of a data volume.
+func parseLabel(b []byte) (uuid []byte, blocks uint64, err error) {
+	if len(b) < len(volumeMagic)+16+8 || !bytes.Equal(b[:len(volumeMagic)], volumeMagic) {
+		return nil, 0, errors.New("has no swapfs label")
+	}
+	n := len(volumeMagic)
+	return append([]byte(nil), b[n:n+16]...), binary.BigEndian.Uint64(b[n+16:]), nil
+}
+
+func (v *volume) readAt(p []byte, pblk uint64, within int64) error {
+	if _, err := v.f.ReadAt(p, int64(pblk)*BlockSize+within); err != nil {
+		return fmt.Errorf("read data volume at block %d: %w", pblk, err)
+	}
+	return nil
+}
+
+func (v *volume) writeAt(p []byte, pblk uint64, within int64) error {
+	if _, err := v.f.WriteAt(p, int64(pblk)*BlockSize+within); err != nil {
+		return fmt.Errorf("write data volume at block %d: %w", pblk, err)
+	}
+	return nil
+}
+
+// zero writes n zero bytes at byte offset within of block pblk.
+func (v *volume) zero(pblk uint64, within int64, n int) error {
+	for n > 0 {
+		c := min(n, len(zeroBlock))
+		if err := v.writeAt(zeroBlock[:c], pblk, within); err != nil {
+			return err
+		}
+		within += int64(c)
+		n -= c
+	}
+	return nil
+}
+
+func (v *volume) sync() error {
+	if err := unix.Fdatasync(int(v.f.Fd())); err != nil {
+		return fmt.Errorf("fdatasync data volume %s: %w", v.path, err)
+	}
+	return nil
+}
+
+func (v *volume) close() error { return v.f.Close() }
+
+func formatUUID(u []byte) string {
+	if len(u) != 16 {
+		return fmt.Sprintf("%x", u)
+	}
+	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+}

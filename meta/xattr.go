@@ -1,0 +1,101 @@
+package meta
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// GetXattr returns the value of xattr name: ENODATA, ENOENT.
+func (s *Store) GetXattr(ino uint64, name string) ([]byte, error) {
+	var val []byte
+	err := s.view(func(tx *bolt.Tx) error {
+		if _, err := getInode(tx, ino); err != nil {
+			return err
+		}
+		v := tx.Bucket(bucketXattrs).Get(xattrKey(ino, name))
+		if v == nil {
+			return syscall.ENODATA
+		}
+		var err error
+		val, err = decodeBytes(v, fmt.Sprintf("xattr %d/%q", ino, name))
+		return err
+	})
+	return val, err
+}
+
+// SetXattr sets an xattr with XattrCreate/XattrReplace semantics: EEXIST, ENODATA, ERANGE
+// (name empty or too long), E2BIG (value too large), EINVAL (unknown flags).
+func (s *Store) SetXattr(ino uint64, name string, value []byte, flags uint32) error {
+	switch {
+	case flags&^(XattrCreate|XattrReplace) != 0:
+		return syscall.EINVAL
+	case name == "" || len(name) > XattrNameMax:
+		return syscall.ERANGE
+	case len(value) > XattrSizeMax:
+		return syscall.E2BIG
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		r, err := getInode(tx, ino)
+		if err != nil {
+			return err
+		}
+		b := tx.Bucket(bucketXattrs)
+		exists := b.Get(xattrKey(ino, name)) != nil
+		if flags&XattrCreate != 0 && exists {
+			return syscall.EEXIST
+		}
+		if flags&XattrReplace != 0 && !exists {
+			return syscall.ENODATA
+		}
+		if err := b.Put(xattrKey(ino, name), encodeBytes(value)); err != nil {
+			return fmt.Errorf("set xattr %d/%q: %w", ino, name, err)
+		}
+		r.Ctime = time.Now()
+		return putInode(tx, r)
+	})
+}
+
+// ListXattr returns the xattr names of ino, sorted.
+func (s *Store) ListXattr(ino uint64) ([]string, error) {
+	var names []string
+	err := s.view(func(tx *bolt.Tx) error {
+		if _, err := getInode(tx, ino); err != nil {
+			return err
+		}
+		prefix := inoKey(ino)
+		c := tx.Bucket(bucketXattrs).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			names = append(names, string(k[8:]))
+		}
+		return nil
+	})
+	sort.Strings(names)
+	return names, err
+}
+
+// RemoveXattr removes an xattr: ENODATA.
+func (s *Store) RemoveXattr(ino uint64, name string) error {
+	if len(name) > XattrNameMax {
+		return syscall.ERANGE
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		r, err := getInode(tx, ino)
+		if err != nil {
+			return err
+		}
+		b := tx.Bucket(bucketXattrs)
+		if b.Get(xattrKey(ino, name)) == nil {
+			return syscall.ENODATA
+		}
+		if err := b.Delete(xattrKey(ino, name)); err != nil {
+			return fmt.Errorf("remove xattr %d/%q: %w", ino, name, err)
+		}
+		r.Ctime = time.Now()
+		return putInode(tx, r)
+	})
+}
