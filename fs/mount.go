@@ -1,0 +1,134 @@
+package fs
+
+import (
+	"fmt"
+	"log/slog"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/swapfs/swapfs/meta"
+)
+
+// Options configure a mount.
+type Options struct {
+	// Debug turns on go-fuse's protocol log, one line per request and reply, written to
+	// Logger at slog.LevelDebug (the handler must let Debug through).
+	Debug bool
+	// Logger receives storage failures and go-fuse's diagnostics. nil: discard.
+	Logger *slog.Logger
+	// FsName is the mount's source in /proc/mounts (the store path).
+	FsName string
+	// ReadOnly mounts read-only (MS_RDONLY): the kernel refuses every change with EROFS.
+	ReadOnly bool
+	// KernelOptions are filesystem-independent mount options: noatime, nodiratime, relatime,
+	// strictatime, nosuid, suid, nodev, dev, noexec, exec, sync, async, dirsync. Without
+	// them the mount behaves like ext4's defaults (suid and devices honoured, relatime).
+	KernelOptions []string
+}
+
+const (
+	// attrTimeout is how long the kernel trusts attributes and names it got from us. All
+	// changes pass through the kernel, which updates its caches as it makes them, so the
+	// timeout only bounds how often unchanged attributes are asked for again.
+	attrTimeout = time.Second
+	// maxWrite is the largest READ or WRITE request: 1 MiB, the kernel's limit.
+	maxWrite = 1 << 20
+	// maxBackground is how many asynchronous requests (readahead, async direct I/O) the
+	// kernel keeps in flight.
+	maxBackground = 64
+)
+
+// Mount serves store at mountpoint with a direct mount(2) (root only; fusermount is not
+// used) and returns once the kernel has answered INIT, so the mount is ready. The store must
+// stay open until the server's Wait returns; the caller closes it after that.
+func Mount(store *meta.Store, mountpoint string, opts Options) (*fuse.Server, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	flags, err := mountFlags(opts)
+	if err != nil {
+		return nil, err
+	}
+	root, err := store.GetInode(meta.RootIno)
+	if err != nil {
+		return nil, fmt.Errorf("read the root directory (inode %d) of the store: %w", meta.RootIno, err)
+	}
+	fsys := &filesystem{store: store, log: log, open: make(map[uint64]int)}
+	timeout := attrTimeout
+	protoLevel := slog.LevelWarn // go-fuse writes its rare complaints to the same logger
+	if opts.Debug {
+		protoLevel = slog.LevelDebug
+	}
+	gopts := &gofs.Options{
+		MountOptions: fuse.MountOptions{
+			// Root serves every user, as ext4 does; the kernel checks permissions.
+			AllowOther:        true,
+			Options:           []string{"default_permissions"},
+			Name:              "swapfs", // /proc/mounts type: fuse.swapfs
+			FsName:            opts.FsName,
+			MaxWrite:          maxWrite,
+			MaxBackground:     maxBackground,
+			DirectMount:       true,
+			DirectMountStrict: true,
+			DirectMountFlags:  flags,
+			Debug:             opts.Debug,
+			Logger:            slog.NewLogLogger(log.Handler(), protoLevel),
+		},
+		EntryTimeout: &timeout,
+		AttrTimeout:  &timeout,
+		// Mode 000 is a valid mode; go-fuse would otherwise show it as 0644/0755.
+		NullPermissions: true,
+		RootStableAttr:  &gofs.StableAttr{Ino: meta.RootIno, Gen: root.Gen},
+		Logger:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	server, err := gofs.Mount(mountpoint, &Node{fs: fsys, ino: meta.RootIno}, gopts)
+	if err != nil {
+		return nil, fmt.Errorf("mount fuse.swapfs on %s: %w", mountpoint, err)
+	}
+	return server, nil
+}
+
+// kernelFlags maps mount(8)'s filesystem-independent options to mount(2) flags: with a
+// direct mount they are flags, not part of the option string, which the kernel's fuse
+// parser would refuse.
+var kernelFlags = map[string]struct{ set, clear uintptr }{
+	"noatime":     {syscall.MS_NOATIME, syscall.MS_RELATIME | syscall.MS_STRICTATIME},
+	"relatime":    {syscall.MS_RELATIME, syscall.MS_NOATIME | syscall.MS_STRICTATIME},
+	"strictatime": {syscall.MS_STRICTATIME, syscall.MS_NOATIME | syscall.MS_RELATIME},
+	"nodiratime":  {syscall.MS_NODIRATIME, 0},
+	"nosuid":      {syscall.MS_NOSUID, 0},
+	"suid":        {0, syscall.MS_NOSUID},
+	"nodev":       {syscall.MS_NODEV, 0},
+	"dev":         {0, syscall.MS_NODEV},
+	"noexec":      {syscall.MS_NOEXEC, 0},
+	"exec":        {0, syscall.MS_NOEXEC},
+	"sync":        {syscall.MS_SYNCHRONOUS, 0},
+	"async":       {0, syscall.MS_SYNCHRONOUS},
+	"dirsync":     {syscall.MS_DIRSYNC, 0},
+}
+
+// mountFlags computes the mount(2) flags, so that devices and suid programs work as on
+// ext4 unless the options say otherwise. go-fuse reads 0 as "nosuid,nodev", so no flags at
+// all are passed as MS_MGC_VAL, the kernel's old "no flags" marker (it cannot be combined
+// with flags: its bits overlap MS_RELATIME and MS_STRICTATIME).
+func mountFlags(opts Options) (uintptr, error) {
+	var flags uintptr
+	if opts.ReadOnly {
+		flags |= syscall.MS_RDONLY
+	}
+	for _, o := range opts.KernelOptions {
+		f, ok := kernelFlags[o]
+		if !ok {
+			return 0, fmt.Errorf("mount option %q is not a kernel mount option swapfs passes on", o)
+		}
+		flags = flags&^f.clear | f.set
+	}
+	if flags == 0 {
+		flags = syscall.MS_MGC_VAL
+	}
+	return flags, nil
+}
