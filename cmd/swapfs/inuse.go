@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// fsType is the type the kernel shows for a swapfs mount in /proc/mounts.
+const fsType = "fuse.swapfs"
+
+// mountedOn returns where store is mounted, from /proc/mounts; "" when it is not. A swapfs
+// mount's source is its store's absolute path (fs.Options.FsName).
+func mountedOn(store string) (string, error) {
+	f, err := os.Open("/proc/mounts")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 3 || fields[2] != fsType {
+			continue
+		}
+		if filepath.Clean(unescapeMountField(fields[0])) == store {
+			return unescapeMountField(fields[1]), nil
+		}
+	}
+	return "", sc.Err()
+}
+
+// unescapeMountField undoes the octal escapes (\040 for a space) of /proc/mounts; see
+// proc(5) and the kernel's show_vfsmnt/mangle.
+func unescapeMountField(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// errInUse says that another process holds the store's lock: a mount, or a running fsck.
+var errInUse = errors.New("already mounted / in use by another swapfs")
+
+// checkNotInUse fails with errInUse when another process holds the lock on STORE/meta.db that
+// meta.Open takes (bbolt takes flock(2) on the database: exclusive to write, shared to
+// read). It only probes: the lock is released at once. A missing meta.db is not in use.
+func checkNotInUse(store string, exclusive bool) error {
+	path := filepath.Join(store, "meta.db")
+	f, err := os.Open(path)
+	if err != nil {
+		return nil // Open reports a missing or unreadable store better
+	}
+	defer f.Close()
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
+	err = unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
+	if err == nil {
+		unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		return nil
+	}
+	if !errors.Is(err, unix.EWOULDBLOCK) {
+		return nil
+	}
+	where := ""
+	if mnt, _ := mountedOn(store); mnt != "" {
+		where = " on " + mnt
+	}
+	if pid := lockHolder(f); pid != "" {
+		where += " (process " + pid + ")"
+	}
+	return fmt.Errorf("store %s is %w%s", store, errInUse, where)
+}
+
+// lockHolder finds the process holding a flock on f in /proc/locks (proc(5)), "" if unknown.
+// Lines read "1: FLOCK  ADVISORY  WRITE 1234 00:2a:5678 0 EOF": pid, then
+// major:minor:inode.
+func lockHolder(f *os.File) string {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return ""
+	}
+	want := fmt.Sprintf("%02x:%02x:%d", unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+	locks, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(locks), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) >= 6 && fields[1] == "FLOCK" && fields[5] == want {
+			return fields[4]
+		}
+	}
+	return ""
+}

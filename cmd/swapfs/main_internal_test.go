@@ -1,0 +1,177 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseMountOptions(t *testing.T) {
+	tests := []struct {
+		in      string
+		sloppy  bool
+		want    mountOptions
+		wantErr string
+	}{
+		{in: "", want: mountOptions{}},
+		{in: "rw,noatime", want: mountOptions{kernel: []string{"noatime"}}},
+		{in: "ro", want: mountOptions{readOnly: true}},
+		{in: "ro,rw", want: mountOptions{}},
+		{in: "debug,commit=5", want: mountOptions{debug: true, commit: 5 * time.Second}},
+		{in: "nosuid,nodev,noexec,sync,dirsync,relatime,nodiratime",
+			want: mountOptions{kernel: []string{"nosuid", "nodev", "noexec", "sync", "dirsync", "relatime", "nodiratime"}}},
+		{in: "defaults,auto,noauto,user,nouser,_netdev,nofail,x-systemd.automount,comment=x=y",
+			want: mountOptions{ignored: []string{"defaults", "auto", "noauto", "user", "nouser", "_netdev",
+				"nofail", "x-systemd.automount", "comment=x=y"}}},
+		{in: ",,rw,", want: mountOptions{}},
+		{in: "bogus", wantErr: `unknown mount option "bogus"`},
+		{in: "bogus", sloppy: true, want: mountOptions{ignored: []string{"bogus"}}},
+		{in: "commit=0", wantErr: "commit=0"},
+		{in: "commit=abc", wantErr: "commit=abc"},
+		{in: "commit", wantErr: `unknown mount option "commit"`},
+		{in: "debug=1", wantErr: `unknown mount option "debug=1"`},
+	}
+	for _, tt := range tests {
+		got, err := parseMountOptions(tt.in, tt.sloppy)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("parseMountOptions(%q) error %v, want one containing %q", tt.in, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("parseMountOptions(%q): %v", tt.in, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("parseMountOptions(%q) = %+v, want %+v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestMountOptionsRoundTrip(t *testing.T) {
+	for _, in := range []string{"rw", "ro", "debug,rw,commit=7,noatime,nodev"} {
+		o, err := parseMountOptions(in, false)
+		if err != nil {
+			t.Fatalf("parse %q: %v", in, err)
+		}
+		back, err := parseMountOptions(o.String(), false)
+		if err != nil {
+			t.Fatalf("parse %q (from %q): %v", o.String(), in, err)
+		}
+		if !reflect.DeepEqual(back, o) {
+			t.Errorf("%q -> %q -> %+v, want %+v", in, o.String(), back, o)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+	}{
+		{"4096", 4096}, {"64M", 64 << 20}, {"64m", 64 << 20}, {"1G", 1 << 30}, {"2g", 2 << 30},
+		{"512K", 512 << 10}, {"1T", 1 << 40}, {"16GiB", 16 << 30}, {"8MB", 8 << 20}, {" 3G ", 3 << 30},
+	}
+	for _, tt := range tests {
+		got, err := parseSize(tt.in)
+		if err != nil || got != tt.want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"", "G", "1.5G", "-1M", "0", "12X", "99999999999T", "M64"} {
+		if got, err := parseSize(bad); err == nil {
+			t.Errorf("parseSize(%q) = %d, want an error", bad, got)
+		}
+	}
+}
+
+func TestParseInterleaved(t *testing.T) {
+	fset := newFlagSet("test")
+	fake := fset.Bool("f", false, "")
+	var o optionList
+	fset.Var(&o, "o", "")
+	pos, err := parseInterleaved(fset, []string{"/store", "-o", "rw", "/mnt", "-f", "-o", "noatime"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(pos, []string{"/store", "/mnt"}) || !*fake || o.String() != "rw,noatime" {
+		t.Errorf("got pos %q, -f %v, -o %q", pos, *fake, o.String())
+	}
+}
+
+func TestEscapePath(t *testing.T) {
+	tests := map[string]string{
+		"/":              "-",
+		"/mnt/swapfs":    "mnt-swapfs",
+		"/mnt/swapfs/":   "mnt-swapfs",
+		"/mnt/swap fs":   `mnt-swap\x20fs`,
+		"/srv/.hidden-x": `srv-.hidden\x2dx`,
+		"/.x":            `\x2ex`,
+	}
+	for in, want := range tests {
+		if got := escapePath(in); got != want {
+			t.Errorf("escapePath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestUnescapeMountField(t *testing.T) {
+	tests := map[string]string{
+		`/a/b`:             "/a/b",
+		`/a\040b`:          "/a b",
+		`/a\134b`:          `/a\b`,
+		`/trailing\04`:     `/trailing\04`,
+		`/tab\011x\012end`: "/tab\tx\nend",
+	}
+	for in, want := range tests {
+		if got := unescapeMountField(in); got != want {
+			t.Errorf("unescapeMountField(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestInspectStore(t *testing.T) {
+	dir := t.TempDir()
+	mk := func(name string, files ...string) string {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if err := os.WriteFile(filepath.Join(p, f), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return p
+	}
+	tests := []struct {
+		path string
+		want storeState
+	}{
+		{filepath.Join(dir, "missing"), storeNew},
+		{mk("empty"), storeNew},
+		{mk("logonly", "swapfs.log"), storeNew},
+		{mk("store", "meta.db", "data"), storeExists},
+		{mk("other", "notes.txt"), storeForeign},
+	}
+	for _, tt := range tests {
+		got, err := inspectStore(tt.path)
+		if err != nil || got != tt.want {
+			t.Errorf("inspectStore(%s) = %v, %v; want %v", tt.path, got, err, tt.want)
+		}
+	}
+}
+
+func TestDefaultSize(t *testing.T) {
+	size, err := defaultSize(filepath.Join(t.TempDir(), "not", "yet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size < minDefaultSize || size > maxDefaultSize || size%(1<<20) != 0 {
+		t.Errorf("defaultSize = %d, want a whole number of MiB in [%d, %d]", size, minDefaultSize, maxDefaultSize)
+	}
+}

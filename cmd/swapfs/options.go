@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// mountOptions is what a -o string asks for.
+type mountOptions struct {
+	debug    bool
+	readOnly bool
+	commit   time.Duration // 0: meta's default
+	kernel   []string      // passed to the kernel through fs.Options.KernelOptions
+	ignored  []string      // fstab options, or unknown ones under mount -s
+}
+
+// kernelOptions are understood by the kernel itself (mount(8), "FILESYSTEM-INDEPENDENT
+// MOUNT OPTIONS"); swapfs passes them on.
+var kernelOptions = map[string]bool{
+	"noatime": true, "nodiratime": true, "relatime": true, "strictatime": true,
+	"nosuid": true, "suid": true, "nodev": true, "dev": true, "noexec": true, "exec": true,
+	"sync": true, "async": true, "dirsync": true,
+}
+
+// fstabOptions only mean something to mount(8), systemd or the fstab reader; they reach a
+// helper anyway and must be accepted.
+var fstabOptions = map[string]bool{
+	"defaults": true, "auto": true, "noauto": true, "user": true, "nouser": true,
+	"users": true, "owner": true, "group": true, "_netdev": true, "nofail": true,
+	"loud": true, "silent": true,
+}
+
+// parseMountOptions parses a comma-separated -o string. With sloppy (mount -s) unknown
+// options are ignored instead of refused.
+func parseMountOptions(s string, sloppy bool) (mountOptions, error) {
+	var o mountOptions
+	for _, opt := range strings.Split(s, ",") {
+		if opt == "" {
+			continue
+		}
+		name, value, hasValue := strings.Cut(opt, "=")
+		switch {
+		case opt == "debug":
+			o.debug = true
+		case opt == "ro":
+			o.readOnly = true
+		case opt == "rw":
+			o.readOnly = false
+		case name == "commit" && hasValue:
+			d, err := parseCommit(value)
+			if err != nil {
+				return mountOptions{}, err
+			}
+			o.commit = d
+		case kernelOptions[opt]:
+			o.kernel = append(o.kernel, opt)
+		case fstabOptions[opt], strings.HasPrefix(opt, "x-"), name == "comment" && hasValue:
+			o.ignored = append(o.ignored, opt)
+		case sloppy:
+			o.ignored = append(o.ignored, opt)
+		default:
+			return mountOptions{}, fmt.Errorf("unknown mount option %q (see 'swapfs help' for the options swapfs takes)", opt)
+		}
+	}
+	return o, nil
+}
+
+func parseCommit(v string) (time.Duration, error) {
+	secs, err := strconv.ParseUint(v, 10, 32)
+	if err != nil || secs == 0 || secs > 3600 {
+		return 0, fmt.Errorf("mount option commit=%s: want a whole number of seconds from 1 to 3600", v)
+	}
+	return time.Duration(secs) * time.Second, nil
+}
+
+// String renders the options back into a -o string; the daemon gets them this way.
+func (o mountOptions) String() string {
+	var parts []string
+	if o.debug {
+		parts = append(parts, "debug")
+	}
+	if o.readOnly {
+		parts = append(parts, "ro")
+	} else {
+		parts = append(parts, "rw")
+	}
+	if o.commit != 0 {
+		parts = append(parts, fmt.Sprintf("commit=%d", int64(o.commit/time.Second)))
+	}
+	parts = append(parts, o.kernel...)
+	return strings.Join(parts, ",")
+}
