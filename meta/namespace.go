@@ -252,6 +252,52 @@ func (s *Store) Create(parent uint64, name string, n NewInode) (Inode, error) {
 	return out, err
 }
 
+// Tmpfile makes a nameless regular file, as open(2) with O_TMPFILE does: an orphan until
+// Link names it or Release frees it. parent gives setgid inheritance: ENOENT, ENOTDIR, ENOSPC.
+func (s *Store) Tmpfile(parent uint64, n NewInode) (Inode, error) {
+	if n.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return Inode{}, syscall.EINVAL
+	}
+	var out Inode
+	err := s.update(func(tx *bolt.Tx) error {
+		o := newOp(tx)
+		dir, err := o.dir(parent)
+		if err != nil {
+			return err
+		}
+		ino, err := takeInodeNumber(tx)
+		if err != nil {
+			return err
+		}
+		r := &inodeRec{Inode: Inode{Ino: ino, Gen: 1, Mode: n.Mode, Uid: n.Uid, Gid: n.Gid,
+			Atime: o.now, Mtime: o.now, Ctime: o.now}}
+		if dir.Mode&syscall.S_ISGID != 0 {
+			r.Gid = dir.Gid
+		}
+		if err := tx.Bucket(bucketOrphans).Put(inoKey(ino), encodeEmpty()); err != nil {
+			return fmt.Errorf("orphan inode %d: %w", ino, err)
+		}
+		out = r.Inode
+		return putInode(tx, r)
+	})
+	return out, err
+}
+
+// Touch sets the access time alone, for relatime: reading a file changes no ctime.
+func (s *Store) Touch(ino uint64, atime time.Time) (Inode, error) {
+	var out Inode
+	err := s.update(func(tx *bolt.Tx) error {
+		r, err := getInode(tx, ino)
+		if err != nil {
+			return err
+		}
+		r.Atime = atime
+		out = r.Inode
+		return putInode(tx, r)
+	})
+	return out, err
+}
+
 // takeInodeNumber hands out a never-used inode number, so generations stay at 1.
 func takeInodeNumber(tx *bolt.Tx) (uint64, error) {
 	sb := tx.Bucket(bucketSuper)
@@ -295,13 +341,18 @@ func (s *Store) Link(ino, newParent uint64, name string) (Inode, error) {
 		switch {
 		case r.IsDir():
 			return syscall.EPERM
-		case r.Nlink == 0:
-			return syscall.ENOENT // linkat(2) of an unlinked file without O_TMPFILE
 		case r.Nlink >= maxNlink:
 			return syscall.EMLINK
 		}
 		if _, ok, err := o.lookup(newParent, name); err != nil || ok {
 			return orErr(err, syscall.EEXIST)
+		}
+		if r.Nlink == 0 {
+			// An O_TMPFILE file getting its name. The kernel refuses (ENOENT) to link any
+			// other nameless inode, as it lacks I_LINKABLE, so meta need not tell them apart.
+			if err := tx.Bucket(bucketOrphans).Delete(inoKey(ino)); err != nil {
+				return fmt.Errorf("adopt orphan %d: %w", ino, err)
+			}
 		}
 		r.Nlink++
 		o.touch(r, false)

@@ -12,6 +12,9 @@ type MkfsOptions struct {
 	// Device is a block device (or any existing file) to use as the data volume instead of
 	// STORE/data. Its path and size are recorded and checked at every Open.
 	Device string
+	// Force lets mkfs take a device that already carries another store's data volume label;
+	// without it such a device is refused, as mkfs.ext4 asks before overwriting a filesystem.
+	Force bool
 	// Inodes caps the number of inodes; 0 picks one per 16 KiB of volume, as mke2fs does.
 	Inodes uint64
 }

@@ -115,6 +115,16 @@ func createVolume(dir string, opts MkfsOptions) (*os.File, string, error) {
 		if err != nil {
 			return nil, "", fmt.Errorf("mkfs: open data device: %w", err)
 		}
+		if !opts.Force {
+			label := make([]byte, BlockSize)
+			if _, err := f.ReadAt(label, 0); err == nil {
+				if uuid, _, err := parseLabel(label); err == nil {
+					f.Close()
+					return nil, "", fmt.Errorf("mkfs: %s already holds the data volume of swapfs store %s; "+
+						"refusing to overwrite it (use --force to destroy that store)", path, formatUUID(uuid))
+				}
+			}
+		}
 		return f, path, nil
 	}
 	path := filepath.Join(dir, "data")

@@ -157,3 +157,50 @@ func TestFsckFindsDamage(t *testing.T) {
 		t.Fatalf("Fsck found %v; want the lost blocks and the wrong block count", problems)
 	}
 }
+
+func TestMkfsRefusesAnotherStoresDevice(t *testing.T) {
+	dev := filepath.Join(t.TempDir(), "dev")
+	if err := os.WriteFile(dev, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Truncate(dev, 16<<20)
+	if err := meta.Mkfs(t.TempDir(), meta.MkfsOptions{Device: dev}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(dev)
+	err := meta.Mkfs(t.TempDir(), meta.MkfsOptions{Device: dev})
+	if err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("mkfs on a device of another store: %v, want a refusal that names --force", err)
+	}
+	if after, _ := os.ReadFile(dev); !bytes.Equal(before, after) {
+		t.Error("a refused mkfs changed the device")
+	}
+	if err := meta.Mkfs(t.TempDir(), meta.MkfsOptions{Device: dev, Force: true}); err != nil {
+		t.Errorf("mkfs --force: %v", err)
+	}
+}
+
+func TestTmpfileAndLink(t *testing.T) {
+	s, _ := newStore(t, 16<<20)
+	f, err := s.Tmpfile(meta.RootIno, meta.NewInode{Mode: reg})
+	if err != nil || f.Nlink != 0 {
+		t.Fatalf("Tmpfile: %+v %v", f, err)
+	}
+	if _, err := s.WriteAt(f.Ino, []byte("x"), 0); err != nil {
+		t.Fatal(err)
+	}
+	mustCheck(t, s)
+	in, err := s.Link(f.Ino, meta.RootIno, "named")
+	if err != nil || in.Nlink != 1 {
+		t.Fatalf("Link of a tmpfile: %+v %v", in, err)
+	}
+	s.Release(f.Ino)
+	if _, err := s.Lookup(meta.RootIno, "named"); err != nil {
+		t.Errorf("a linked tmpfile was freed on release: %v", err)
+	}
+	g, _ := s.Tmpfile(meta.RootIno, meta.NewInode{Mode: reg})
+	s.Release(g.Ino)
+	if _, err := s.GetInode(g.Ino); err == nil {
+		t.Error("an unnamed tmpfile survived its release")
+	}
+}

@@ -30,7 +30,7 @@ const (
 )
 
 const usage = `usage:
-  swapfs mkfs [--size SIZE | --device DEV] [--inodes N] STORE
+  swapfs mkfs [--size SIZE | --device DEV [--force]] [--inodes N] STORE
   swapfs mount [-f] [-o OPTS] STORE MOUNTPOINT
   swapfs fsck STORE
   swapfs help

@@ -26,6 +26,7 @@ func mkfsMain(args []string) int {
 	sizeFlag := fset.String("size", "", "size of the data file STORE/data (K, M, G, T suffixes)")
 	device := fset.String("device", "", "block device (or existing file) to use as the data volume")
 	inodes := fset.Uint64("inodes", 0, "inode limit (default: one per 16 KiB of volume)")
+	force := fset.Bool("force", false, "overwrite a device that holds another store's data volume")
 	pos, err := parseInterleaved(fset, args)
 	if err != nil {
 		return exitUsage
@@ -43,7 +44,7 @@ func mkfsMain(args []string) int {
 		fmt.Fprintf(os.Stderr, "swapfs mkfs: %v\n", err)
 		return exitUsage
 	}
-	opts := meta.MkfsOptions{Device: *device, Inodes: *inodes}
+	opts := meta.MkfsOptions{Device: *device, Inodes: *inodes, Force: *force}
 	if *device == "" {
 		if *sizeFlag != "" {
 			opts.Size, err = parseSize(*sizeFlag)
