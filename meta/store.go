@@ -387,6 +387,17 @@ func (s *Store) Close() error {
 
 // Sync commits every pending change durably: data volume first, then metadata.
 func (s *Store) Sync() error {
+	// Flush the bulk of the written data before closing the gate, so writers wait only for
+	// what arrives meanwhile, not for the whole interval's data.
+	s.mu.Lock()
+	dirty := s.dataDirty && s.failed == nil
+	s.mu.Unlock()
+	if dirty {
+		if err := s.vol.sync(); err != nil {
+			s.fail(err)
+			return err
+		}
+	}
 	s.gate.Lock()
 	defer s.gate.Unlock()
 	s.mu.Lock()

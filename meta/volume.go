@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -19,11 +20,21 @@ var volumeMagic = []byte("SWAPFS-DATA-VOLUME\x00v1\x00")
 const minVolumeBlocks = 16
 
 // volume is the data volume: the file or block device that holds file contents.
+//
+// Whole-block I/O goes through a second descriptor opened O_DIRECT, so file data is cached
+// once, in the kernel's FUSE page cache, and not again in the page cache of the volume;
+// partial blocks go through the buffered descriptor. Linux keeps the two coherent: direct
+// I/O writes back and invalidates the cached pages of the range it touches.
 type volume struct {
 	f      *os.File
+	direct *os.File // nil where the volume's filesystem refuses O_DIRECT (tmpfs)
 	path   string
 	blocks uint64
+	bounce sync.Pool // *[]byte of directChunk bytes, page-aligned, for unaligned caller memory
 }
+
+// directChunk is the largest direct I/O issued at once: one FUSE request.
+const directChunk = 1 << 20
 
 func volumeSize(f *os.File) (int64, error) {
 	st, err := f.Stat()
@@ -75,7 +86,29 @@ func openVolume(path string, uuid []byte, blocks uint64, readOnly bool) (*volume
 		f.Close()
 		return nil, err
 	}
+	if d, err := os.OpenFile(path, flags|unix.O_DIRECT, 0); err == nil {
+		v.direct = d
+	}
+	v.bounce.New = func() any {
+		b := alignedBuffer(directChunk)
+		return &b
+	}
 	return v, nil
+}
+
+// alignedBuffer returns n bytes starting on a page boundary, as O_DIRECT requires.
+func alignedBuffer(n int) []byte {
+	b := make([]byte, n+BlockSize)
+	off := int(uintptr(unsafe.Pointer(&b[0])) & (BlockSize - 1))
+	if off != 0 {
+		off = BlockSize - off
+	}
+	return b[off : off+n : off+n]
+}
+
+func aligned(p []byte, within int64) bool {
+	return len(p) > 0 && len(p)%BlockSize == 0 && within%BlockSize == 0 &&
+		uintptr(unsafe.Pointer(&p[0]))&(BlockSize-1) == 0
 }
 
 func (v *volume) verify(uuid []byte) error {
@@ -112,15 +145,62 @@ func parseLabel(b []byte) (uuid []byte, blocks uint64, err error) {
 }
 
 func (v *volume) readAt(p []byte, pblk uint64, within int64) error {
-	if _, err := v.f.ReadAt(p, int64(pblk)*BlockSize+within); err != nil {
+	off := int64(pblk)*BlockSize + within
+	var err error
+	if v.direct != nil && len(p)%BlockSize == 0 && off%BlockSize == 0 {
+		err = v.directIO(p, off, false)
+	} else {
+		_, err = v.f.ReadAt(p, off)
+	}
+	if err != nil {
 		return fmt.Errorf("read data volume at block %d: %w", pblk, err)
 	}
 	return nil
 }
 
 func (v *volume) writeAt(p []byte, pblk uint64, within int64) error {
-	if _, err := v.f.WriteAt(p, int64(pblk)*BlockSize+within); err != nil {
+	off := int64(pblk)*BlockSize + within
+	var err error
+	if v.direct != nil && len(p)%BlockSize == 0 && off%BlockSize == 0 {
+		err = v.directIO(p, off, true)
+	} else {
+		_, err = v.f.WriteAt(p, off)
+	}
+	if err != nil {
 		return fmt.Errorf("write data volume at block %d: %w", pblk, err)
+	}
+	return nil
+}
+
+// directIO moves whole blocks through the O_DIRECT descriptor, bouncing through an aligned
+// buffer when the caller's memory is not page-aligned.
+func (v *volume) directIO(p []byte, off int64, write bool) error {
+	if aligned(p, 0) {
+		if write {
+			_, err := v.direct.WriteAt(p, off)
+			return err
+		}
+		_, err := v.direct.ReadAt(p, off)
+		return err
+	}
+	bp := v.bounce.Get().(*[]byte)
+	defer v.bounce.Put(bp)
+	for len(p) > 0 {
+		n := min(len(p), directChunk)
+		buf := (*bp)[:n]
+		var err error
+		if write {
+			copy(buf, p[:n])
+			_, err = v.direct.WriteAt(buf, off)
+		} else {
+			if _, err = v.direct.ReadAt(buf, off); err == nil {
+				copy(p[:n], buf)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		p, off = p[n:], off+int64(n)
 	}
 	return nil
 }
@@ -145,7 +225,12 @@ func (v *volume) sync() error {
 	return nil
 }
 
-func (v *volume) close() error { return v.f.Close() }
+func (v *volume) close() error {
+	if v.direct != nil {
+		v.direct.Close()
+	}
+	return v.f.Close()
+}
 
 func formatUUID(u []byte) string {
 	if len(u) != 16 {
