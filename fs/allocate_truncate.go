@@ -20,6 +20,7 @@ import (
 // UTIME_OMIT arrives as an absent time, UTIME_NOW as FATTR_[AM]TIME_NOW, which go-fuse's
 // GetATime/GetMTime turn into the current time.
 func (n *Node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	defer n.changed()
 	a := setAttrOf(in)
 	var ino meta.Inode
 	var err error
@@ -64,6 +65,7 @@ func setAttrOf(in *fuse.SetAttrIn) meta.SetAttr {
 // the kernel's); modes it does not support are EOPNOTSUPP. The kernel updates its i_size
 // and drops page cache over punched or zeroed ranges itself.
 func (n *Node) Allocate(ctx context.Context, f gofs.FileHandle, off uint64, size uint64, mode uint32) syscall.Errno {
+	defer n.changed()
 	_, err := n.fs.store.Fallocate(n.ino, int64(off), int64(size), mode)
 	return n.errno("fallocate", err)
 }

@@ -22,6 +22,7 @@ func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 // create makes a new inode named name, owned by the caller; the store applies setgid
 // directory inheritance. The kernel has applied the umask to mode already.
 func (n *Node) create(ctx context.Context, op, name string, ni meta.NewInode, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	defer n.changed()
 	ni.Uid, ni.Gid = caller(ctx)
 	in, err := n.fs.store.Create(n.ino, name, ni)
 	if err != nil {
@@ -57,12 +58,14 @@ func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	return n.create(ctx, "symlink", name, meta.NewInode{Mode: syscall.S_IFLNK | 0o777, Target: target}, out)
 }
 
-// Readlink returns the target of a symbolic link.
+// Readlink returns the target of a symbolic link, which reads it: atime as for Read. (The
+// kernel does not cache symlink targets: FUSE_CACHE_SYMLINKS is not negotiated.)
 func (n *Node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	target, err := n.fs.store.Readlink(n.ino)
 	if err != nil {
 		return nil, n.errno("readlink", err)
 	}
+	n.accessed(n.fs.atime.files)
 	return []byte(target), 0
 }
 
@@ -73,6 +76,8 @@ func (n *Node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 	if !ok {
 		return nil, syscall.EXDEV
 	}
+	defer n.changed()
+	defer t.changed()
 	in, err := n.fs.store.Link(t.ino, n.ino, name)
 	if err != nil {
 		return nil, n.errno("link", err)
@@ -84,11 +89,15 @@ func (n *Node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 // Unlink removes a non-directory name. An inode that loses its last name stays in the store
 // until the kernel forgets it (OnForget).
 func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
+	defer n.changed()
+	defer n.childChanged(name)
 	return n.errno("unlink", n.fs.store.Unlink(n.ino, name))
 }
 
 // Rmdir removes an empty directory.
 func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	defer n.changed()
+	defer n.childChanged(name)
 	return n.errno("rmdir", n.fs.store.Rmdir(n.ino, name))
 }
 
@@ -99,6 +108,10 @@ func (n *Node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	if !ok {
 		return syscall.EXDEV
 	}
+	defer n.changed()
+	defer np.changed()
+	defer n.childChanged(name)
+	defer np.childChanged(newName)
 	return n.errno("rename", n.fs.store.Rename(n.ino, name, np.ino, newName, flags))
 }
 
@@ -147,14 +160,20 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 	return &d.ent, 0
 }
 
-// fill reads the next batch of entries, from cookie d.pos on.
+// fill reads the next batch of entries, from cookie d.pos on. It is the directory's read,
+// which updates its atime as the mount's directory atime mode asks: every listing gets here
+// at least once, at its end.
 func (d *dirHandle) fill() syscall.Errno {
 	d.buf, d.next = d.buf[:0], 0
 	err := d.node.fs.store.ReadDir(d.node.ino, d.pos, func(e meta.DirEntry) bool {
 		d.buf = append(d.buf, e)
 		return len(d.buf) < readdirBatch
 	})
-	return d.node.errno("readdir", err)
+	if err != nil {
+		return d.node.errno("readdir", err)
+	}
+	d.node.accessed(d.node.fs.atime.dirs)
+	return 0
 }
 
 // parent is the inode ".." names: the directory that holds this one (the root holds itself).

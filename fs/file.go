@@ -10,15 +10,19 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
-
-	"github.com/swapfs/swapfs/meta"
 )
 
-// Read reads into the buffer go-fuse provides; a short read means end of file.
+// Read reads into the buffer go-fuse provides; a short read means end of file. It updates
+// atime as the mount's atime mode asks, unless the file was opened with O_NOATIME. Reads the
+// kernel serves from its page cache never come here, which matters little under relatime:
+// a write or truncate drops the cached pages (FUSE_AUTO_INVAL_DATA sees mtime move).
 func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	nr, err := n.fs.store.ReadAt(n.ino, dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, n.errno("read", err)
+	}
+	if h, ok := f.(*fileHandle); !ok || !h.noatime {
+		n.accessed(n.fs.atime.files)
 	}
 	return fuse.ReadResultData(dest[:nr]), 0
 }
@@ -27,45 +31,9 @@ func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 // which is exact because every write passes through it. The kernel clears suid/sgid itself
 // (a SETATTR before the write) when a user without CAP_FSETID writes.
 func (n *Node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
-	_, err := n.fs.store.WriteAt(n.ino, data, off)
-	if err == nil {
-		return uint32(len(data)), 0
-	}
-	if errors.Is(err, syscall.ENOSPC) {
-		return n.writeShort(data, off)
-	}
-	return 0, n.errno("write", err)
-}
-
-// writeShort writes as much of data as still fits after the store refused all of it with
-// ENOSPC: like ext4, a write to an almost full volume fills it and returns a short count;
-// only a write that fits no byte is ENOSPC. The prefix tried is cut at block boundaries and
-// halved until it fits, so this costs a few store calls, and only when the volume is full.
-func (n *Node) writeShort(data []byte, off int64) (uint32, syscall.Errno) {
-	st, err := n.fs.store.Statfs()
-	if err != nil {
-		return 0, n.errno("write", err)
-	}
-	firstEnd := (off/meta.BlockSize + 1) * meta.BlockSize // end of the first block written
-	try := min(int64(len(data)), firstEnd-off+int64(st.BlocksFree)*meta.BlockSize)
-	for {
-		if try <= 0 {
-			return 0, syscall.ENOSPC
-		}
-		_, err := n.fs.store.WriteAt(n.ino, data[:try], off)
-		if err == nil {
-			return uint32(try), 0
-		}
-		if !errors.Is(err, syscall.ENOSPC) {
-			return 0, n.errno("write", err)
-		}
-		if try <= firstEnd-off {
-			return 0, syscall.ENOSPC // not even the first block fits
-		}
-		// Halve, keeping the end on a block boundary (or the first block's end).
-		half := off + try/2
-		try = max(half/meta.BlockSize*meta.BlockSize, firstEnd) - off
-	}
+	defer n.changed()
+	written, _, err := n.fs.store.WriteAt(n.ino, data, off)
+	return uint32(written), n.errno("write", err)
 }
 
 // Flush is close(2)'s hook. Nothing is buffered here, so there is nothing to do; handles are
@@ -113,6 +81,7 @@ func (n *Node) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, offIn ui
 	if !ok {
 		return 0, syscall.EXDEV
 	}
+	defer dst.changed()
 	bufp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bufp)
 	length = min(length, maxCopy)
@@ -126,7 +95,7 @@ func (n *Node) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, offIn ui
 		if nr == 0 {
 			break
 		}
-		if _, err := dst.fs.store.WriteAt(dst.ino, chunk[:nr], int64(offOut+done)); err != nil {
+		if _, _, err := dst.fs.store.WriteAt(dst.ino, chunk[:nr], int64(offOut+done)); err != nil {
 			return copied(done, dst.errno("copy_file_range write", err))
 		}
 		done += uint64(nr)

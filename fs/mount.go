@@ -26,6 +26,9 @@ type Options struct {
 	// KernelOptions are filesystem-independent mount options: noatime, nodiratime, relatime,
 	// strictatime, nosuid, suid, nodev, dev, noexec, exec, sync, async, dirsync. Without
 	// them the mount behaves like ext4's defaults (suid and devices honoured, relatime).
+	// The atime options take effect through swapfs itself, which updates atime on reads as
+	// they say (the kernel leaves atime on FUSE mounts to the daemon); so does ReadOnly,
+	// under which reads change nothing.
 	KernelOptions []string
 }
 
@@ -57,7 +60,7 @@ func Mount(store *meta.Store, mountpoint string, opts Options) (*fuse.Server, er
 	if err != nil {
 		return nil, fmt.Errorf("read the root directory (inode %d) of the store: %w", meta.RootIno, err)
 	}
-	fsys := &filesystem{store: store, log: log, open: make(map[uint64]int)}
+	fsys := &filesystem{store: store, log: log, atime: atimePolicyOf(flags), open: make(map[uint64]int)}
 	timeout := attrTimeout
 	protoLevel := slog.LevelWarn // go-fuse writes its rare complaints to the same logger
 	if opts.Debug {

@@ -17,6 +17,7 @@ import (
 type filesystem struct {
 	store *meta.Store
 	log   *slog.Logger
+	atime atimePolicy
 
 	// mu guards open and orders OnForget's release of an orphan against new opens.
 	mu sync.Mutex
@@ -42,11 +43,13 @@ func (fsys *filesystem) closed(ino uint64) {
 }
 
 // Node is one inode of the mounted tree. It holds no state of its own besides the inode
-// number: everything else is read from the store when asked for.
+// number and what lets a read skip the store when no atime update is due: everything else
+// is read from the store when asked for.
 type Node struct {
 	gofs.Inode
-	fs  *filesystem
-	ino uint64
+	fs    *filesystem
+	ino   uint64
+	atime atimeState
 }
 
 // newChild makes the node for in, fills out with its attributes, and hands it to go-fuse,

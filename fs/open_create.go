@@ -15,6 +15,14 @@ import (
 // counts as an opener, so that an unlinked file is not freed under it.
 type fileHandle struct {
 	node *Node
+	// noatime: opened with O_NOATIME (the kernel has checked that the caller may), so
+	// reads through this handle leave atime alone.
+	noatime bool
+}
+
+func newFileHandle(n *Node, flags uint32) *fileHandle {
+	n.fs.opened(n.ino)
+	return &fileHandle{node: n, noatime: flags&syscall.O_NOATIME != 0}
 }
 
 // openFlags chooses how the kernel caches an open file. The page cache is kept across opens
@@ -35,12 +43,13 @@ func openFlags(flags uint32) uint32 {
 func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	if flags&syscall.O_TRUNC != 0 {
 		zero := uint64(0)
-		if _, err := n.fs.store.SetAttr(n.ino, meta.SetAttr{Size: &zero}); err != nil {
+		_, err := n.fs.store.SetAttr(n.ino, meta.SetAttr{Size: &zero})
+		n.changed()
+		if err != nil {
 			return nil, 0, n.errno("open", err)
 		}
 	}
-	n.fs.opened(n.ino)
-	return &fileHandle{node: n}, openFlags(flags), 0
+	return newFileHandle(n, flags), openFlags(flags), 0
 }
 
 // Create creates a regular file and opens it. The kernel sends CREATE only for a name it
@@ -51,9 +60,25 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	ops := child.Operations().(*Node)
-	n.fs.opened(ops.ino)
-	return child, &fileHandle{node: ops}, openFlags(flags), 0
+	return child, newFileHandle(child.Operations().(*Node), flags), openFlags(flags), 0
+}
+
+// Tmpfile makes a regular file that is in no directory and opens it, for open(2) with
+// O_TMPFILE. It lives in the store as an orphan (Nlink 0): linkat(2) through /proc/self/fd
+// names it (Link), and otherwise it is freed when the kernel forgets it after the last close
+// (OnForget), as an unlinked open file is. O_TMPFILE|O_EXCL is the kernel's business: it
+// refuses (ENOENT) to link such a file without asking us. This directory gives only the
+// setgid inheritance; its entries and times do not change. The kernel has applied the umask
+// and stripped S_ISGID where the caller may not have it, as for CREATE.
+func (n *Node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	ni := meta.NewInode{Mode: syscall.S_IFREG | mode&07777}
+	ni.Uid, ni.Gid = caller(ctx)
+	in, err := n.fs.store.Tmpfile(n.ino, ni)
+	if err != nil {
+		return nil, nil, 0, n.errno("tmpfile", err)
+	}
+	child := n.newChild(ctx, &in, out)
+	return child, newFileHandle(child.Operations().(*Node), flags), openFlags(flags), 0
 }
 
 // Release closes a file handle.

@@ -27,6 +27,7 @@ func (n *Node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 
 // Setxattr stores a value; flags (XATTR_CREATE, XATTR_REPLACE) are the store's.
 func (n *Node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	defer n.changed()
 	switch attr {
 	case aclAccess:
 		return n.setACL(data)
@@ -41,6 +42,7 @@ func (n *Node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	if attr == aclAccess || attr == aclDefault {
 		return syscall.ENODATA
 	}
+	defer n.changed()
 	return n.errno("removexattr", n.fs.store.RemoveXattr(n.ino, attr))
 }
 

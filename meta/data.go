@@ -86,28 +86,31 @@ func (s *Store) ReadAt(ino uint64, p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// WriteAt writes file data, allocating blocks as needed, and returns the inode after the
-// write: ENOSPC, EFBIG, EISDIR.
-func (s *Store) WriteAt(ino uint64, p []byte, off int64) (Inode, error) {
+// WriteAt writes file data, allocating blocks as needed, and returns how many bytes it
+// wrote and the inode after the write. Like ext4, a write to an almost full volume writes
+// the blocks that fit and returns a short count; only a write of which no byte fits fails
+// with ENOSPC. Other errors: EFBIG, EISDIR.
+func (s *Store) WriteAt(ino uint64, p []byte, off int64) (int, Inode, error) {
 	if off < 0 {
-		return Inode{}, syscall.EINVAL
+		return 0, Inode{}, syscall.EINVAL
 	}
 	if off+int64(len(p)) > MaxFileSize {
-		return Inode{}, syscall.EFBIG
+		return 0, Inode{}, syscall.EFBIG
 	}
 	il := s.locks.lock(ino, true)
 	defer s.locks.unlock(ino, il, true)
 	for retried := false; ; retried = true {
-		out, err := s.writeOnce(ino, p, off)
-		if errors.Is(err, syscall.ENOSPC) && !retried && s.hasPendingFree() {
-			// Blocks freed in this group become usable once it commits, as jbd2 forces a
-			// commit before it reports ENOSPC.
+		// Blocks freed in this group become usable once it commits, as jbd2 forces a
+		// commit before it reports ENOSPC: so a short write only after that commit.
+		short := retried || !s.hasPendingFree()
+		n, out, err := s.writeOnce(ino, p, off, short)
+		if errors.Is(err, syscall.ENOSPC) && !short {
 			if err := s.Sync(); err != nil {
-				return Inode{}, err
+				return 0, Inode{}, err
 			}
 			continue
 		}
-		return out, err
+		return n, out, err
 	}
 }
 
@@ -120,7 +123,7 @@ func (s *Store) hasPendingFree() bool {
 // writeOnce maps the range (allocating holes, converting unwritten extents), records the
 // new size, then writes the bytes, all under the gate so no commit sees the mapping before
 // the data.
-func (s *Store) writeOnce(ino uint64, p []byte, off int64) (Inode, error) {
+func (s *Store) writeOnce(ino uint64, p []byte, off int64, short bool) (int, Inode, error) {
 	s.gate.RLock()
 	defer s.gate.RUnlock()
 	var out Inode
@@ -140,6 +143,16 @@ func (s *Store) writeOnce(ino uint64, p []byte, off int64) (Inode, error) {
 		}
 		b0, nb := blockRange(off, int64(len(p)))
 		maps, err := s.mapForWrite(tx, r, b0, nb, fresh)
+		if err == syscall.ENOSPC && short {
+			// allocate took nothing; retry with the prefix that fits.
+			var fit int
+			if fit, err = fitting(tx, ino, p, off); err != nil {
+				return err
+			}
+			p = p[:fit]
+			b0, nb = blockRange(off, int64(len(p)))
+			maps, err = s.mapForWrite(tx, r, b0, nb, fresh)
+		}
 		if err != nil {
 			return err
 		}
@@ -151,13 +164,41 @@ func (s *Store) writeOnce(ino uint64, p []byte, off int64) (Inode, error) {
 		return putInode(tx, r)
 	})
 	if err != nil || len(p) == 0 {
-		return out, err
+		return 0, out, err
 	}
 	if err := s.writeSegments(segs, p, off, fresh); err != nil {
 		s.fail(err)
-		return Inode{}, err
+		return 0, Inode{}, err
 	}
-	return out, nil
+	return len(p), out, nil
+}
+
+// fitting is how many leading bytes of a write at off can get blocks from the free space
+// left; ENOSPC when not even the first needed block can.
+func fitting(tx *bolt.Tx, ino uint64, p []byte, off int64) (int, error) {
+	free, err := freeCount(tx)
+	if err != nil {
+		return 0, err
+	}
+	b0, nb := blockRange(off, int64(len(p)))
+	maps, err := mapRange(tx, ino, b0, nb)
+	if err != nil {
+		return 0, err
+	}
+	for _, m := range maps {
+		if !m.Hole {
+			continue
+		}
+		if m.Len > free {
+			fit := int64(m.Lblk+free)*BlockSize - off
+			if fit <= 0 {
+				return 0, syscall.ENOSPC
+			}
+			return int(min(fit, int64(len(p)))), nil
+		}
+		free -= m.Len
+	}
+	return len(p), nil
 }
 
 // mapForWrite makes every block of [b0, b0+nb) written: holes get new blocks, unwritten

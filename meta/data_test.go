@@ -33,11 +33,11 @@ func TestWriteReadSparse(t *testing.T) {
 		off  int64
 		data string
 	}{{10, "head"}, {2*meta.BlockSize + 7, "middle"}} {
-		if _, err := s.WriteAt(f.Ino, []byte(w.data), w.off); err != nil {
+		if _, _, err := s.WriteAt(f.Ino, []byte(w.data), w.off); err != nil {
 			t.Fatal(err)
 		}
 	}
-	in, _ := s.WriteAt(f.Ino, []byte{0}, int64(len(want))-1)
+	_, in, _ := s.WriteAt(f.Ino, []byte{0}, int64(len(want))-1)
 	if in.Size != uint64(len(want)) || in.Blocks != 3 {
 		t.Errorf("size %d blocks %d, want %d and 3 (block 1 is a hole)", in.Size, in.Blocks, len(want))
 	}
@@ -112,14 +112,25 @@ func TestENOSPCAndSpaceReturns(t *testing.T) {
 	s, _ := newStore(t, 1<<20)
 	st0, _ := s.Statfs()
 	f := mustCreate(t, s, meta.RootIno, "f", reg)
-	chunk := make([]byte, 64<<10)
+	chunk := make([]byte, 100<<10+10) // not a divisor of the volume: the last write is short
 	var off int64
 	var err error
+	n, shorts := len(chunk), 0
 	for err == nil {
-		_, err = s.WriteAt(f.Ino, chunk, off)
-		off += int64(len(chunk))
+		n, _, err = s.WriteAt(f.Ino, chunk, off)
+		if err == nil && n < len(chunk) {
+			shorts++
+		}
+		off += int64(n)
 	}
 	wantErrno(t, err, syscall.ENOSPC)
+	if shorts != 1 {
+		t.Errorf("%d short writes before ENOSPC, want exactly 1", shorts)
+	}
+	if in, _ := s.GetInode(f.Ino); in.Blocks != st0.BlocksFree || in.Size != uint64(off) {
+		t.Errorf("full volume: file has %d blocks (volume had %d free), size %d, %d bytes written",
+			in.Blocks, st0.BlocksFree, in.Size, off)
+	}
 	mustCheck(t, s)
 	if err := s.Unlink(meta.RootIno, "f"); err != nil {
 		t.Fatal(err)
@@ -130,7 +141,7 @@ func TestENOSPCAndSpaceReturns(t *testing.T) {
 		t.Errorf("free blocks %d after delete, %d before", st1.BlocksFree, st0.BlocksFree)
 	}
 	g := mustCreate(t, s, meta.RootIno, "g", reg)
-	if _, err := s.WriteAt(g.Ino, make([]byte, 512<<10), 0); err != nil {
+	if _, _, err := s.WriteAt(g.Ino, make([]byte, 512<<10), 0); err != nil {
 		t.Errorf("write after freeing space: %v", err)
 	}
 }
@@ -139,7 +150,7 @@ func TestContiguousAllocation(t *testing.T) {
 	s, _ := newStore(t, 64<<20)
 	f := mustCreate(t, s, meta.RootIno, "f", reg)
 	for off := int64(0); off < 8<<20; off += 128 << 10 {
-		if _, err := s.WriteAt(f.Ino, make([]byte, 128<<10), off); err != nil {
+		if _, _, err := s.WriteAt(f.Ino, make([]byte, 128<<10), off); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -184,11 +195,11 @@ func TestDirectAndBufferedPathsAgree(t *testing.T) {
 	rand.New(rand.NewSource(2)).Read(want)
 	unaligned := make([]byte, n+1)[1:] // memory off any page boundary: bounced
 	copy(unaligned, want)
-	if _, err := s.WriteAt(f.Ino, unaligned, 0); err != nil {
+	if _, _, err := s.WriteAt(f.Ino, unaligned, 0); err != nil {
 		t.Fatal(err)
 	}
 	patch := []byte("partial block through the buffered descriptor")
-	if _, err := s.WriteAt(f.Ino, patch, 5*meta.BlockSize+100); err != nil {
+	if _, _, err := s.WriteAt(f.Ino, patch, 5*meta.BlockSize+100); err != nil {
 		t.Fatal(err)
 	}
 	copy(want[5*meta.BlockSize+100:], patch)

@@ -20,7 +20,7 @@ type inodeRec struct {
 // firstCookie leaves 0 (start of stream) and 1, 2 ("." and "..") to the FUSE layer.
 const firstCookie = 3
 
-const inodeRecLen = 4*6 + 8*8
+const inodeRecLen = 4*6 + 8*9
 
 func encodeInode(r *inodeRec) []byte {
 	v := make([]byte, 1+inodeRecLen)
@@ -41,6 +41,7 @@ func encodeInode(r *inodeRec) []byte {
 	be.PutUint64(b[64:], uint64(r.Atime.UnixNano()))
 	be.PutUint64(b[72:], uint64(r.Mtime.UnixNano()))
 	be.PutUint64(b[80:], uint64(r.Ctime.UnixNano()))
+	be.PutUint64(b[88:], uint64(r.Btime.UnixNano()))
 	return v
 }
 
@@ -65,6 +66,7 @@ func decodeInode(ino uint64, v []byte) (*inodeRec, error) {
 		Atime:  time.Unix(0, int64(be.Uint64(b[64:]))),
 		Mtime:  time.Unix(0, int64(be.Uint64(b[72:]))),
 		Ctime:  time.Unix(0, int64(be.Uint64(b[80:]))),
+		Btime:  time.Unix(0, int64(be.Uint64(b[88:]))),
 	}, dirSeq: be.Uint64(b[56:])}
 	switch r.Mode & syscall.S_IFMT {
 	case syscall.S_IFREG, syscall.S_IFDIR, syscall.S_IFLNK, syscall.S_IFIFO, syscall.S_IFSOCK,

@@ -160,7 +160,7 @@ func (mt *modelTest) write() {
 	n := rapid.IntRange(1, 3*meta.BlockSize).Draw(mt.t, "len")
 	b := byte(rapid.IntRange(1, 255).Draw(mt.t, "byte"))
 	data := bytes.Repeat([]byte{b}, n)
-	if _, err := mt.s.WriteAt(ino, data, int64(off)); err != nil {
+	if _, _, err := mt.s.WriteAt(ino, data, int64(off)); err != nil {
 		mt.t.Fatalf("write: %v", err)
 	}
 	f := mt.m.files[ino]

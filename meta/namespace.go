@@ -224,7 +224,7 @@ func (s *Store) Create(parent uint64, name string, n NewInode) (Inode, error) {
 			return err
 		}
 		r := &inodeRec{Inode: Inode{Ino: ino, Gen: 1, Mode: n.Mode, Uid: n.Uid, Gid: n.Gid, Nlink: 1,
-			Rdev: n.Rdev, Atime: o.now, Mtime: o.now, Ctime: o.now}}
+			Rdev: n.Rdev, Atime: o.now, Mtime: o.now, Ctime: o.now, Btime: o.now}}
 		if dir.Mode&syscall.S_ISGID != 0 {
 			r.Gid = dir.Gid
 			if isDir {
@@ -270,7 +270,7 @@ func (s *Store) Tmpfile(parent uint64, n NewInode) (Inode, error) {
 			return err
 		}
 		r := &inodeRec{Inode: Inode{Ino: ino, Gen: 1, Mode: n.Mode, Uid: n.Uid, Gid: n.Gid,
-			Atime: o.now, Mtime: o.now, Ctime: o.now}}
+			Atime: o.now, Mtime: o.now, Ctime: o.now, Btime: o.now}}
 		if dir.Mode&syscall.S_ISGID != 0 {
 			r.Gid = dir.Gid
 		}

@@ -80,7 +80,7 @@ func TestUnlinkRmdir(t *testing.T) {
 func TestOrphanKeepsDataUntilRelease(t *testing.T) {
 	s, _ := newStore(t, 16<<20)
 	f := mustCreate(t, s, meta.RootIno, "f", reg)
-	if _, err := s.WriteAt(f.Ino, []byte("still here"), 0); err != nil {
+	if _, _, err := s.WriteAt(f.Ino, []byte("still here"), 0); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := s.Statfs()

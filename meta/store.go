@@ -171,7 +171,7 @@ func initDB(path string, uuid []byte, blocks uint64, volPath string, maxInodes u
 		}
 		now := time.Now()
 		root := &inodeRec{Inode: Inode{Ino: RootIno, Gen: 1, Mode: syscall.S_IFDIR | 0o755, Nlink: 2,
-			Atime: now, Mtime: now, Ctime: now, Parent: RootIno}, dirSeq: firstCookie}
+			Atime: now, Mtime: now, Ctime: now, Btime: now, Parent: RootIno}, dirSeq: firstCookie}
 		if err := putInode(tx, root); err != nil {
 			return err
 		}

@@ -186,7 +186,7 @@ func TestTmpfileAndLink(t *testing.T) {
 	if err != nil || f.Nlink != 0 {
 		t.Fatalf("Tmpfile: %+v %v", f, err)
 	}
-	if _, err := s.WriteAt(f.Ino, []byte("x"), 0); err != nil {
+	if _, _, err := s.WriteAt(f.Ino, []byte("x"), 0); err != nil {
 		t.Fatal(err)
 	}
 	mustCheck(t, s)

@@ -34,7 +34,8 @@ type Inode struct {
 	Atime  time.Time
 	Mtime  time.Time
 	Ctime  time.Time
-	Parent uint64 // directories only: the directory that holds it (the root holds itself)
+	Btime  time.Time // creation (birth) time, for statx
+	Parent uint64    // directories only: the directory that holds it (the root holds itself)
 }
 
 // IsDir reports whether the inode is a directory.
