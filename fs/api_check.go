@@ -7,6 +7,7 @@ import gofs "github.com/hanwen/go-fuse/v2/fs"
 var _ = (gofs.InodeEmbedder)((*Node)(nil))
 var _ = (gofs.NodeLookuper)((*Node)(nil))
 var _ = (gofs.NodeGetattrer)((*Node)(nil))
+var _ = (gofs.NodeStatxer)((*Node)(nil))
 var _ = (gofs.NodeSetattrer)((*Node)(nil))
 var _ = (gofs.NodeStatfser)((*Node)(nil))
 var _ = (gofs.NodeOnForgetter)((*Node)(nil))

@@ -154,3 +154,38 @@ func TestUmask(t *testing.T) {
 		}
 	}
 }
+
+// TestStatxBirthTime checks the attributes only statx(2) carries: the birth time, which
+// stays put while the file changes, and device numbers split into major and minor.
+func TestStatxBirthTime(t *testing.T) {
+	m := newMount(t)
+	before := time.Now().Add(-time.Second)
+	p := m.path("f")
+	writeFile(t, p, []byte("x"), 0o644)
+	var first unix.Statx_t
+	must(t, "statx", unix.Statx(unix.AT_FDCWD, p, 0, unix.STATX_BTIME|unix.STATX_BASIC_STATS, &first))
+	if first.Mask&unix.STATX_BTIME == 0 {
+		t.Fatalf("statx mask %#x has no STATX_BTIME", first.Mask)
+	}
+	btime := time.Unix(first.Btime.Sec, int64(first.Btime.Nsec))
+	if btime.Before(before) || btime.After(time.Now().Add(time.Second)) {
+		t.Errorf("btime %v is not the creation time (about %v)", btime, before)
+	}
+	time.Sleep(20 * time.Millisecond)
+	writeFile(t, p, []byte("changed"), 0o644)
+	var second unix.Statx_t
+	must(t, "statx", unix.Statx(unix.AT_FDCWD, p, unix.AT_STATX_FORCE_SYNC, unix.STATX_BTIME|unix.STATX_BASIC_STATS, &second))
+	if second.Btime != first.Btime {
+		t.Errorf("btime moved on a write: %v -> %v", first.Btime, second.Btime)
+	}
+	if second.Mtime == first.Mtime || second.Size != 7 {
+		t.Errorf("statx after a write: mtime %v size %d", second.Mtime, second.Size)
+	}
+	dev := m.path("null")
+	must(t, "mknod", unix.Mknod(dev, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
+	var d unix.Statx_t
+	must(t, "statx", unix.Statx(unix.AT_FDCWD, dev, 0, unix.STATX_BASIC_STATS, &d))
+	if d.Rdev_major != 1 || d.Rdev_minor != 3 {
+		t.Errorf("statx rdev %d:%d, want 1:3", d.Rdev_major, d.Rdev_minor)
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/swapfs/swapfs/meta"
 )
@@ -103,6 +104,34 @@ func (n *Node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 	}
 	setAttr(&out.Attr, &in)
 	return 0
+}
+
+// Statx is Getattr with the birth time, which stat(2) has no field for.
+func (n *Node) Statx(ctx context.Context, f gofs.FileHandle, flags, mask uint32, out *fuse.StatxOut) syscall.Errno {
+	in, err := n.fs.store.GetInode(n.ino)
+	if err != nil {
+		return n.errno("statx", err)
+	}
+	setStatx(&out.Statx, &in)
+	out.AttrValid = uint64(attrTimeout / time.Second)
+	return 0
+}
+
+func setStatx(out *fuse.Statx, in *meta.Inode) {
+	sx := func(t time.Time) fuse.SxTime {
+		sec, nsec := fuseTime(t)
+		return fuse.SxTime{Sec: sec, Nsec: nsec}
+	}
+	out.Mask = unix.STATX_BASIC_STATS | unix.STATX_BTIME
+	out.Blksize = meta.BlockSize
+	out.Nlink = in.Nlink
+	out.Uid, out.Gid = in.Uid, in.Gid
+	out.Mode = uint16(in.Mode)
+	out.Ino = in.Ino
+	out.Size = in.Size
+	out.Blocks = in.Blocks * (meta.BlockSize / 512)
+	out.Atime, out.Btime, out.Ctime, out.Mtime = sx(in.Atime), sx(in.Btime), sx(in.Ctime), sx(in.Mtime)
+	out.RdevMajor, out.RdevMinor = unix.Major(uint64(in.Rdev)), unix.Minor(uint64(in.Rdev))
 }
 
 // Statfs reports the store's real space and inode counts. Every block is available to
