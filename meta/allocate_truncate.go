@@ -262,22 +262,9 @@ func (s *Store) reserve(tx *bolt.Tx, r *inodeRec, lblk, n uint64, convert bool) 
 	if err != nil {
 		return err
 	}
-	var need uint64
-	for _, m := range maps {
-		if m.Hole {
-			need += m.Len
-		}
-	}
-	var runs []run
-	if need > 0 {
-		goal, err := allocGoal(tx, r.Ino, lblk)
-		if err != nil {
-			return err
-		}
-		if runs, err = allocate(tx, need, goal); err != nil {
-			return err
-		}
-		r.Blocks += need
+	runs, err := s.allocHoles(tx, r, maps, lblk)
+	if err != nil {
+		return err
 	}
 	for _, m := range maps {
 		switch {

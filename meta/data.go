@@ -208,22 +208,9 @@ func (s *Store) mapForWrite(tx *bolt.Tx, r *inodeRec, b0, nb uint64, fresh map[u
 	if err != nil {
 		return nil, err
 	}
-	var need uint64
-	for _, m := range maps {
-		if m.Hole {
-			need += m.Len
-		}
-	}
-	var runs []run
-	if need > 0 {
-		goal, err := allocGoal(tx, r.Ino, b0)
-		if err != nil {
-			return nil, err
-		}
-		if runs, err = allocate(tx, need, goal); err != nil {
-			return nil, err
-		}
-		r.Blocks += need
+	runs, err := s.allocHoles(tx, r, maps, b0)
+	if err != nil {
+		return nil, err
 	}
 	var out []Mapping
 	for _, m := range maps {
@@ -249,6 +236,39 @@ func (s *Store) mapForWrite(tx *bolt.Tx, r *inodeRec, b0, nb uint64, fresh map[u
 		out = append(out, filled...)
 	}
 	return out, nil
+}
+
+// allocHoles takes blocks for every hole in maps, provisioned on the host, and counts them
+// in r.Blocks. On any error nothing is taken.
+func (s *Store) allocHoles(tx *bolt.Tx, r *inodeRec, maps []Mapping, lblk uint64) ([]run, error) {
+	var need uint64
+	for _, m := range maps {
+		if m.Hole {
+			need += m.Len
+		}
+	}
+	if need == 0 {
+		return nil, nil
+	}
+	goal, err := allocGoal(tx, r.Ino, lblk)
+	if err != nil {
+		return nil, err
+	}
+	runs, err := allocate(tx, need, goal)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.vol.provision(runs); err != nil {
+		// Never committed as used, so they may go straight back.
+		for _, rn := range runs {
+			if rerr := release(tx, rn); rerr != nil {
+				return nil, rerr
+			}
+		}
+		return nil, err
+	}
+	r.Blocks += need
+	return runs, nil
 }
 
 // fillHole maps the hole m onto the front of runs, consuming them, and returns the new

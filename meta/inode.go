@@ -22,6 +22,10 @@ const firstCookie = 3
 
 const inodeRecLen = 4*6 + 8*9
 
+// inodeRecLenNoBtime is the record before it carried a birth time; such records still
+// decode, with a zero Btime.
+const inodeRecLenNoBtime = inodeRecLen - 8
+
 func encodeInode(r *inodeRec) []byte {
 	v := make([]byte, 1+inodeRecLen)
 	v[0] = recV1
@@ -46,7 +50,7 @@ func encodeInode(r *inodeRec) []byte {
 }
 
 func decodeInode(ino uint64, v []byte) (*inodeRec, error) {
-	b, err := checkVersion(v, fmt.Sprintf("inode %d", ino), inodeRecLen)
+	b, err := checkVersion(v, fmt.Sprintf("inode %d", ino), inodeRecLenNoBtime)
 	if err != nil {
 		return nil, err
 	}
@@ -66,8 +70,11 @@ func decodeInode(ino uint64, v []byte) (*inodeRec, error) {
 		Atime:  time.Unix(0, int64(be.Uint64(b[64:]))),
 		Mtime:  time.Unix(0, int64(be.Uint64(b[72:]))),
 		Ctime:  time.Unix(0, int64(be.Uint64(b[80:]))),
-		Btime:  time.Unix(0, int64(be.Uint64(b[88:]))),
 	}, dirSeq: be.Uint64(b[56:])}
+	r.Btime = time.Unix(0, 0)
+	if len(b) >= inodeRecLen {
+		r.Btime = time.Unix(0, int64(be.Uint64(b[88:])))
+	}
 	switch r.Mode & syscall.S_IFMT {
 	case syscall.S_IFREG, syscall.S_IFDIR, syscall.S_IFLNK, syscall.S_IFIFO, syscall.S_IFSOCK,
 		syscall.S_IFCHR, syscall.S_IFBLK:

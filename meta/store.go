@@ -111,7 +111,7 @@ func createVolume(dir string, opts MkfsOptions) (*os.File, string, error) {
 		if err != nil {
 			return nil, "", fmt.Errorf("mkfs: %w", err)
 		}
-		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		f, err := openExclusive(path, os.O_RDWR)
 		if err != nil {
 			return nil, "", fmt.Errorf("mkfs: open data device: %w", err)
 		}
@@ -281,9 +281,16 @@ func Open(dir string, opts OpenOptions) (*Store, error) {
 	return s, nil
 }
 
-func openDB(path string, readOnly bool) (*bolt.DB, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 200 * time.Millisecond, ReadOnly: readOnly,
-		NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+// openDB opens meta.db. The freelist is synced: rebuilding it at open (NoFreelistSync)
+// would walk the file in a bbolt goroutine that panics, beyond recovery, on a damaged page.
+func openDB(path string, readOnly bool) (db *bolt.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s is damaged: %v", path, r)
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 200 * time.Millisecond, ReadOnly: readOnly,
+		FreelistType: bolt.FreelistMapType})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("%s is in use by another swapfs (already mounted?): %w", path, err)
 	}
@@ -311,10 +318,35 @@ func inspect(path string) (sb superblock, err error) {
 		sb, err = readSuper(tx)
 		return err
 	})
+	if err == nil {
+		err = checkPages(db)
+	}
 	if err != nil {
 		return superblock{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return sb, nil
+}
+
+// checkPages reads every page of every bucket, so damage inside meta.db is found at open
+// rather than by a panic in the middle of an operation. bbolt's own tx.Check cannot serve:
+// it panics in a goroutine of its own, where no recover reaches.
+func checkPages(db *bolt.DB) error {
+	return db.View(func(tx *bolt.Tx) error {
+		return guard(tx, func(tx *bolt.Tx) error {
+			return tx.ForEach(func(_ []byte, b *bolt.Bucket) error { return walkBucket(b) })
+		})
+	})
+}
+
+func walkBucket(b *bolt.Bucket) error {
+	return b.ForEach(func(k, v []byte) error {
+		if v == nil {
+			if nb := b.Bucket(k); nb != nil {
+				return walkBucket(nb)
+			}
+		}
+		return nil
+	})
 }
 
 func (s *Store) begin() error {
@@ -473,9 +505,8 @@ func (s *Store) updateLocked(fn func(tx *bolt.Tx) error) error {
 	if s.failed != nil || s.tx == nil {
 		return syscall.EROFS
 	}
-	err := fn(s.tx)
-	var errno syscall.Errno
-	if err != nil && !errors.As(err, &errno) {
+	err := guard(s.tx, fn)
+	if _, bare := err.(syscall.Errno); err != nil && !bare {
 		s.failLocked(err)
 		return err
 	}
@@ -491,16 +522,28 @@ func (s *Store) updateLocked(fn func(tx *bolt.Tx) error) error {
 }
 
 // view runs fn with a consistent view that includes the uncommitted group.
+// After a failure it shows the last committed state, as a read-only filesystem would.
 func (s *Store) view(fn func(tx *bolt.Tx) error) error {
 	if s.readOnly {
-		return s.db.View(fn)
+		return s.db.View(func(tx *bolt.Tx) error { return guard(tx, fn) })
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.tx == nil {
-		return syscall.EIO
+		return s.db.View(func(tx *bolt.Tx) error { return guard(tx, fn) })
 	}
-	return fn(s.tx)
+	return guard(s.tx, fn)
+}
+
+// guard turns a bbolt panic on a damaged page into an error: a corrupt meta.db must fail
+// the operation (and the store), not kill the daemon under a live mount.
+func guard(tx *bolt.Tx, fn func(tx *bolt.Tx) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("meta.db is damaged: %v", r)
+		}
+	}()
+	return fn(tx)
 }
 
 // UUID is the store's identity, as a string.

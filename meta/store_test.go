@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/swapfs/swapfs/meta"
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 )
 
 func hashFiles(t *testing.T, dir string) map[string][32]byte {
@@ -203,4 +206,72 @@ func TestTmpfileAndLink(t *testing.T) {
 	if _, err := s.GetInode(g.Ino); err == nil {
 		t.Error("an unnamed tmpfile survived its release")
 	}
+}
+
+// TestDamagedPagesRefused overwrites pages inside meta.db: open and fsck must say the
+// store is damaged, not panic, and change nothing.
+func TestDamagedPagesRefused(t *testing.T) {
+	s, dir := newStoreNoCleanup(t, 64<<20)
+	for i := 0; i < 2000; i++ {
+		mustCreate(t, s, meta.RootIno, fmt.Sprintf("file-with-a-longish-name-%05d", i), reg)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "meta.db")
+	st, _ := os.Stat(p)
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	garbage := bytes.Repeat([]byte{0xa5, 0x17, 0x42}, 4096)
+	for off := int64(4 * 4096); off < st.Size(); off += 16 * 4096 {
+		f.WriteAt(garbage[:4096], off)
+	}
+	f.Close()
+	before := hashFiles(t, dir)
+	if s, err := meta.Open(dir, meta.OpenOptions{}); err == nil {
+		s.Close()
+		t.Fatal("Open accepted a meta.db with damaged pages")
+	} else if !strings.Contains(err.Error(), "damaged") {
+		t.Errorf("Open: %v; want it to say the store is damaged", err)
+	}
+	if _, err := meta.Fsck(dir); err == nil || !strings.Contains(err.Error(), "damaged") {
+		t.Errorf("Fsck: %v; want it to say the store is damaged", err)
+	}
+	for name, h := range hashFiles(t, dir) {
+		if before[name] != h {
+			t.Errorf("%s was modified", name)
+		}
+	}
+}
+
+// TestHostFullIsENOSPC puts the data file on a small tmpfs: when the host runs out of space
+// first, a write gets a clean ENOSPC and the store stays writable.
+func TestHostFullIsENOSPC(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	host := t.TempDir()
+	if err := unix.Mount("swapfs-test", host, "tmpfs", 0, "size=4m"); err != nil {
+		t.Skipf("cannot mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(host, unix.MNT_DETACH) })
+	dir := filepath.Join(host, "store")
+	if err := meta.Mkfs(dir, meta.MkfsOptions{Size: 64 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := meta.Open(dir, meta.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f := mustCreate(t, s, meta.RootIno, "f", reg)
+	_, _, err = s.WriteAt(f.Ino, make([]byte, 16<<20), 0)
+	wantErrno(t, err, syscall.ENOSPC)
+	g := mustCreate(t, s, meta.RootIno, "g", reg)
+	if _, _, err := s.WriteAt(g.Ino, []byte("small"), 0); err != nil {
+		t.Errorf("the store is not writable after a host ENOSPC: %v", err)
+	}
+	mustCheck(t, s)
 }

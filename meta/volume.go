@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -26,11 +27,12 @@ const minVolumeBlocks = 16
 // partial blocks go through the buffered descriptor. Linux keeps the two coherent: direct
 // I/O writes back and invalidates the cached pages of the range it touches.
 type volume struct {
-	f      *os.File
-	direct *os.File // nil where the volume's filesystem refuses O_DIRECT (tmpfs)
-	path   string
-	blocks uint64
-	bounce sync.Pool // *[]byte of directChunk bytes, page-aligned, for unaligned caller memory
+	f        *os.File
+	direct   *os.File // nil where the volume's filesystem refuses O_DIRECT (tmpfs)
+	isDevice bool
+	path     string
+	blocks   uint64
+	bounce   sync.Pool // *[]byte of directChunk bytes, page-aligned, for unaligned caller memory
 }
 
 // directChunk is the largest direct I/O issued at once: one FUSE request.
@@ -74,7 +76,7 @@ func openVolume(path string, uuid []byte, blocks uint64, readOnly bool) (*volume
 	if readOnly {
 		flags = os.O_RDONLY
 	}
-	f, err := os.OpenFile(path, flags, 0)
+	f, err := openExclusive(path, flags)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("data volume %s is missing (was it moved or deleted?): %w", path, err)
@@ -85,6 +87,9 @@ func openVolume(path string, uuid []byte, blocks uint64, readOnly bool) (*volume
 	if err := v.verify(uuid); err != nil {
 		f.Close()
 		return nil, err
+	}
+	if st, err := f.Stat(); err == nil {
+		v.isDevice = st.Mode()&os.ModeDevice != 0
 	}
 	if d, err := os.OpenFile(path, flags|unix.O_DIRECT, 0); err == nil {
 		v.direct = d
@@ -109,6 +114,19 @@ func alignedBuffer(n int) []byte {
 func aligned(p []byte, within int64) bool {
 	return len(p) > 0 && len(p)%BlockSize == 0 && within%BlockSize == 0 &&
 		uintptr(unsafe.Pointer(&p[0]))&(BlockSize-1) == 0
+}
+
+// openExclusive opens a block device with O_EXCL, which claims it the way mount(2) does: a
+// device that is mounted or held by another program is refused (EBUSY) instead of shared.
+func openExclusive(path string, flags int) (*os.File, error) {
+	if st, err := os.Stat(path); err == nil && st.Mode()&os.ModeDevice != 0 && st.Mode()&os.ModeCharDevice == 0 {
+		flags |= unix.O_EXCL
+	}
+	f, err := os.OpenFile(path, flags, 0)
+	if errors.Is(err, unix.EBUSY) {
+		return nil, fmt.Errorf("device %s is in use (mounted, or held by another program): %w", path, err)
+	}
+	return f, err
 }
 
 func (v *volume) verify(uuid []byte) error {
@@ -201,6 +219,26 @@ func (v *volume) directIO(p []byte, off int64, write bool) error {
 			return err
 		}
 		p, off = p[n:], off+int64(n)
+	}
+	return nil
+}
+
+// provision makes the host give the runs real blocks before data is written to them. A
+// data file is sparse, so without this the host filesystem could run out of space under a
+// write that swapfs already accepted; with it, that becomes a clean ENOSPC up front. A
+// block device has all its blocks already.
+func (v *volume) provision(runs []run) error {
+	if v.isDevice {
+		return nil
+	}
+	for _, r := range runs {
+		err := unix.Fallocate(int(v.f.Fd()), unix.FALLOC_FL_KEEP_SIZE, int64(r.pblk)*BlockSize, int64(r.len)*BlockSize)
+		if err == unix.ENOSPC || err == unix.EDQUOT {
+			return syscall.ENOSPC
+		}
+		if err != nil && err != unix.EOPNOTSUPP {
+			return fmt.Errorf("reserve blocks %d+%d in data volume %s: %w", r.pblk, r.len, v.path, err)
+		}
 	}
 	return nil
 }

@@ -143,8 +143,10 @@ func serve(req mountRequest, rep *reporter) int {
 		return exitMountFail
 	}
 	logger.Info("mounted", "store", req.store, "mountpoint", req.mountpoint, "uuid", store.UUID())
-	rep.ready(req)
+	// The handler goes in before the parent hears "ready": from then on a SIGTERM must
+	// unmount, not kill the daemon under a live mount.
 	stop := unmountOnSignal(req.mountpoint, logger)
+	rep.ready(req)
 	server.Wait()
 	stop()
 	logger.Info("unmounted; closing the store", "mountpoint", req.mountpoint)
