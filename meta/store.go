@@ -51,6 +51,10 @@ type Store struct {
 	done chan struct{}
 }
 
+// ErrInUse is returned by Open and Fsck when another process (a mount, an fsck) holds the
+// store's lock.
+var ErrInUse = errors.New("the store is in use by another swapfs (already mounted?)")
+
 // maxGroupOps bounds the memory a group can hold before it is committed early.
 const maxGroupOps = 20000
 
@@ -292,7 +296,7 @@ func openDB(path string, readOnly bool) (db *bolt.DB, err error) {
 	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 200 * time.Millisecond, ReadOnly: readOnly,
 		FreelistType: bolt.FreelistMapType})
 	if errors.Is(err, bolt.ErrTimeout) {
-		return nil, fmt.Errorf("%s is in use by another swapfs (already mounted?): %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, ErrInUse)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
