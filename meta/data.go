@@ -97,8 +97,17 @@ func (s *Store) WriteAt(ino uint64, p []byte, off int64) (int, Inode, error) {
 	if off+int64(len(p)) > MaxFileSize {
 		return 0, Inode{}, syscall.EFBIG
 	}
-	il := s.locks.lock(ino, true)
-	defer s.locks.unlock(ino, il, true)
+	// Overwrites of written blocks change no mapping, so they share the inode lock and run
+	// in parallel; a write that must allocate or convert blocks takes it alone. The check
+	// runs under the shared lock: only exclusive holders change mappings.
+	exclusive := false
+	il := s.locks.lock(ino, false)
+	if s.needsMapping(ino, off, len(p)) {
+		s.locks.unlock(ino, il, false)
+		exclusive = true
+		il = s.locks.lock(ino, true)
+	}
+	defer s.locks.unlock(ino, il, exclusive)
 	for retried := false; ; retried = true {
 		// Blocks freed in this group become usable once it commits, as jbd2 forces a
 		// commit before it reports ENOSPC: so a short write only after that commit.
@@ -112,6 +121,44 @@ func (s *Store) WriteAt(ino uint64, p []byte, off int64) (int, Inode, error) {
 		}
 		return n, out, err
 	}
+}
+
+// needsMapping reports whether a write to [off, off+n) meets a hole or an unwritten
+// extent. When in doubt it says yes: the exclusive path then finds out properly.
+func (s *Store) needsMapping(ino uint64, off int64, n int) bool {
+	if n == 0 {
+		return false
+	}
+	needs := true
+	s.view(func(tx *bolt.Tx) error {
+		b0, nb := blockRange(off, int64(n))
+		maps, err := mapRange(tx, ino, b0, nb)
+		if err != nil {
+			return err
+		}
+		needs = false
+		for _, m := range maps {
+			needs = needs || m.Hole || m.Unwritten
+		}
+		return nil
+	})
+	return needs
+}
+
+// edges says whether the first and the last block of a write held no data before it: only
+// those can be partly covered, and then their other bytes must be zeroed.
+type edges struct {
+	first, last           uint64
+	firstFresh, lastFresh bool
+}
+
+func (e *edges) mark(m Mapping) {
+	e.firstFresh = e.firstFresh || m.Lblk <= e.first && e.first < m.Lblk+m.Len
+	e.lastFresh = e.lastFresh || m.Lblk <= e.last && e.last < m.Lblk+m.Len
+}
+
+func (e *edges) fresh(lblk uint64) bool {
+	return lblk == e.first && e.firstFresh || lblk == e.last && e.lastFresh
 }
 
 func (s *Store) hasPendingFree() bool {
@@ -128,7 +175,7 @@ func (s *Store) writeOnce(ino uint64, p []byte, off int64, short bool) (int, Ino
 	defer s.gate.RUnlock()
 	var out Inode
 	var segs []segment
-	fresh := map[uint64]bool{} // blocks that held no data before: their uncovered bytes must be zeroed
+	var fresh edges
 	err := s.update(func(tx *bolt.Tx) error {
 		r, err := getInode(tx, ino)
 		if err != nil {
@@ -142,7 +189,8 @@ func (s *Store) writeOnce(ino uint64, p []byte, off int64, short bool) (int, Ino
 			return nil
 		}
 		b0, nb := blockRange(off, int64(len(p)))
-		maps, err := s.mapForWrite(tx, r, b0, nb, fresh)
+		fresh = edges{first: b0, last: b0 + nb - 1}
+		maps, err := s.mapForWrite(tx, r, b0, nb, &fresh)
 		if err == syscall.ENOSPC && short {
 			// allocate took nothing; retry with the prefix that fits.
 			var fit int
@@ -151,7 +199,8 @@ func (s *Store) writeOnce(ino uint64, p []byte, off int64, short bool) (int, Ino
 			}
 			p = p[:fit]
 			b0, nb = blockRange(off, int64(len(p)))
-			maps, err = s.mapForWrite(tx, r, b0, nb, fresh)
+			fresh = edges{first: b0, last: b0 + nb - 1}
+			maps, err = s.mapForWrite(tx, r, b0, nb, &fresh)
 		}
 		if err != nil {
 			return err
@@ -166,7 +215,7 @@ func (s *Store) writeOnce(ino uint64, p []byte, off int64, short bool) (int, Ino
 	if err != nil || len(p) == 0 {
 		return 0, out, err
 	}
-	if err := s.writeSegments(segs, p, off, fresh); err != nil {
+	if err := s.writeSegments(segs, p, off, &fresh); err != nil {
 		s.fail(err)
 		return 0, Inode{}, err
 	}
@@ -202,8 +251,8 @@ func fitting(tx *bolt.Tx, ino uint64, p []byte, off int64) (int, error) {
 }
 
 // mapForWrite makes every block of [b0, b0+nb) written: holes get new blocks, unwritten
-// extents are converted. Blocks that did so are recorded in fresh. ENOSPC changes nothing.
-func (s *Store) mapForWrite(tx *bolt.Tx, r *inodeRec, b0, nb uint64, fresh map[uint64]bool) ([]Mapping, error) {
+// extents are converted. Edge blocks that did so are marked in fresh. ENOSPC changes nothing.
+func (s *Store) mapForWrite(tx *bolt.Tx, r *inodeRec, b0, nb uint64, fresh *edges) ([]Mapping, error) {
 	maps, err := mapRange(tx, r.Ino, b0, nb)
 	if err != nil {
 		return nil, err
@@ -218,9 +267,7 @@ func (s *Store) mapForWrite(tx *bolt.Tx, r *inodeRec, b0, nb uint64, fresh map[u
 			out = append(out, m)
 			continue
 		}
-		for lblk := m.Lblk; lblk < m.Lblk+m.Len; lblk++ {
-			fresh[lblk] = true
-		}
+		fresh.mark(m)
 		if m.Unwritten {
 			m.Unwritten = false
 			if _, err := setRange(tx, r.Ino, m.Lblk, m.Len, &m); err != nil {
@@ -295,7 +342,7 @@ func fillHole(tx *bolt.Tx, ino uint64, m Mapping, runs *[]run, unwritten bool) (
 
 // writeSegments puts p on the volume. A fresh block the write covers only in part is written
 // whole, zeros around the data, so its stale contents never become readable.
-func (s *Store) writeSegments(segs []segment, p []byte, off int64, fresh map[uint64]bool) error {
+func (s *Store) writeSegments(segs []segment, p []byte, off int64, fresh *edges) error {
 	end := off + int64(len(p))
 	var edge []byte
 	for _, g := range segs {
@@ -303,7 +350,7 @@ func (s *Store) writeSegments(segs []segment, p []byte, off int64, fresh map[uin
 		first, last := uint64(g.fileOff)/BlockSize, uint64(g.fileOff+int64(g.n)-1)/BlockSize
 		for _, lblk := range []uint64{first, last} {
 			bs, be := int64(lblk)*BlockSize, int64(lblk+1)*BlockSize
-			if !fresh[lblk] || (off <= bs && end >= be) {
+			if !fresh.fresh(lblk) || (off <= bs && end >= be) {
 				continue
 			}
 			if edge == nil {
@@ -315,7 +362,13 @@ func (s *Store) writeSegments(segs []segment, p []byte, off int64, fresh map[uin
 			if err := s.vol.writeAt(edge, g.m.Pblk+(lblk-g.m.Lblk), 0); err != nil {
 				return err
 			}
-			fresh[lblk] = false // written whole: the plain write below covers it again harmlessly
+			// Written whole now; the plain write below covers its part again, harmlessly.
+			if lblk == fresh.first {
+				fresh.firstFresh = false
+			}
+			if lblk == fresh.last {
+				fresh.lastFresh = false
+			}
 		}
 		if err := s.vol.writeAt(src, g.m.Pblk, g.within()); err != nil {
 			return err

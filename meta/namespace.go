@@ -219,18 +219,11 @@ func (s *Store) Create(parent uint64, name string, n NewInode) (Inode, error) {
 		if isDir && dir.Nlink >= maxNlink {
 			return syscall.EMLINK
 		}
-		ino, err := takeInodeNumber(tx)
+		r, err := o.newInode(dir, n)
 		if err != nil {
 			return err
 		}
-		r := &inodeRec{Inode: Inode{Ino: ino, Gen: 1, Mode: n.Mode, Uid: n.Uid, Gid: n.Gid, Nlink: 1,
-			Rdev: n.Rdev, Atime: o.now, Mtime: o.now, Ctime: o.now, Btime: o.now}}
-		if dir.Mode&syscall.S_ISGID != 0 {
-			r.Gid = dir.Gid
-			if isDir {
-				r.Mode |= syscall.S_ISGID
-			}
-		}
+		ino := r.Ino
 		if isDir {
 			r.Nlink, r.Parent, r.dirSeq = 2, parent, firstCookie
 			dir.Nlink++
@@ -265,17 +258,13 @@ func (s *Store) Tmpfile(parent uint64, n NewInode) (Inode, error) {
 		if err != nil {
 			return err
 		}
-		ino, err := takeInodeNumber(tx)
+		r, err := o.newInode(dir, n)
 		if err != nil {
 			return err
 		}
-		r := &inodeRec{Inode: Inode{Ino: ino, Gen: 1, Mode: n.Mode, Uid: n.Uid, Gid: n.Gid,
-			Atime: o.now, Mtime: o.now, Ctime: o.now, Btime: o.now}}
-		if dir.Mode&syscall.S_ISGID != 0 {
-			r.Gid = dir.Gid
-		}
-		if err := tx.Bucket(bucketOrphans).Put(inoKey(ino), encodeEmpty()); err != nil {
-			return fmt.Errorf("orphan inode %d: %w", ino, err)
+		r.Nlink = 0
+		if err := tx.Bucket(bucketOrphans).Put(inoKey(r.Ino), encodeEmpty()); err != nil {
+			return fmt.Errorf("orphan inode %d: %w", r.Ino, err)
 		}
 		out = r.Inode
 		return putInode(tx, r)
@@ -296,6 +285,24 @@ func (s *Store) Touch(ino uint64, atime time.Time) (Inode, error) {
 		return putInode(tx, r)
 	})
 	return out, err
+}
+
+// newInode builds a fresh inode record for n in dir, with one link. A setgid dir passes on
+// its gid, and its setgid bit to a new directory, as inode_init_owner does.
+func (o *nsOp) newInode(dir *inodeRec, n NewInode) (*inodeRec, error) {
+	ino, err := takeInodeNumber(o.tx)
+	if err != nil {
+		return nil, err
+	}
+	r := &inodeRec{Inode: Inode{Ino: ino, Gen: 1, Mode: n.Mode, Uid: n.Uid, Gid: n.Gid, Nlink: 1,
+		Rdev: n.Rdev, Atime: o.now, Mtime: o.now, Ctime: o.now, Btime: o.now}}
+	if dir.Mode&syscall.S_ISGID != 0 {
+		r.Gid = dir.Gid
+		if r.IsDir() {
+			r.Mode |= syscall.S_ISGID
+		}
+	}
+	return r, nil
 }
 
 // takeInodeNumber hands out a never-used inode number, so generations stay at 1.
