@@ -31,6 +31,10 @@
 //
 // POSIX outcomes are bare syscall.Errno values, checked before an operation changes
 // anything, because one group cannot roll back one operation. Any other failure (a bbolt
-// error, an I/O error on the volume) drops the uncommitted group and leaves the store
-// read-only (EROFS) until it is opened again, as ext4 does with errors=remount-ro.
+// error, an I/O error on the volume) drops the uncommitted group; the store then serves the
+// last committed state read-only (EROFS for changes) until it is opened again, as ext4 does
+// with errors=remount-ro. A data file is sparse, so blocks are provisioned on the host
+// (fallocate) as they are allocated: a full host filesystem is a clean ENOSPC, not a failure.
+// A damaged meta.db is refused at Open (every page is read first) and by Fsck; bbolt panics
+// on damaged pages during operation become errors.
 package meta
