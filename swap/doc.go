@@ -4,6 +4,6 @@
 // and writes without allocating blocks, opening bbolt transactions or allocating heap, and
 // attaching loop devices and calling swapon(2).
 //
-// Nothing of that is built yet; this package exists so the layering cmd -> fs -> swap -> meta
-// is in place from the start.
+// Built so far: the swap header (header.go), parsed and written as mm/swapfile.c and mkswap
+// do, as a pure function over the first page. The rest is still to come.
 package swap
