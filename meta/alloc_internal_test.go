@@ -77,6 +77,15 @@ func mustCheckFree(t testing.TB, tx *bolt.Tx) {
 	}
 }
 
+func mustFreeCount(t testing.TB, tx *bolt.Tx) uint64 {
+	t.Helper()
+	n, err := freeCount(tx)
+	if err != nil {
+		t.Fatalf("freeCount: %v", err)
+	}
+	return n
+}
+
 // dumpBuckets renders every bucket, to show that a failed operation changed nothing.
 func dumpBuckets(tx *bolt.Tx) string {
 	var sb strings.Builder
@@ -124,7 +133,7 @@ func TestAllocate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tx := spaceTx(t)
 			setFree(t, tx, tc.free...)
-			before, _ := freeCount(tx)
+			before := mustFreeCount(t, tx)
 			got, err := allocate(tx, tc.n, tc.goal)
 			if err != nil {
 				t.Fatalf("allocate(%d, %d): %v", tc.n, tc.goal, err)
@@ -135,7 +144,7 @@ func TestAllocate(t *testing.T) {
 			if after := freeRuns(t, tx); !sameRuns(after, tc.wantAfter) {
 				t.Errorf("free space after: %v, want %v", after, tc.wantAfter)
 			}
-			if n, _ := freeCount(tx); n != before-tc.n {
+			if n := mustFreeCount(t, tx); n != before-tc.n {
 				t.Errorf("free count %d, want %d", n, before-tc.n)
 			}
 			mustCheckFree(t, tx)
@@ -240,7 +249,7 @@ func TestRelease(t *testing.T) {
 			tx := spaceTx(t)
 			setFree(t, tx, tc.free...)
 			before := dumpBuckets(tx)
-			count, _ := freeCount(tx)
+			count := mustFreeCount(t, tx)
 			err := release(tx, tc.r)
 			if tc.wantErr {
 				if err == nil {
@@ -257,7 +266,7 @@ func TestRelease(t *testing.T) {
 			if got := freeRuns(t, tx); !sameRuns(got, tc.want) {
 				t.Errorf("free space %v, want %v", got, tc.want)
 			}
-			if n, _ := freeCount(tx); n != count+tc.r.len {
+			if n := mustFreeCount(t, tx); n != count+tc.r.len {
 				t.Errorf("free count %d, want %d", n, count+tc.r.len)
 			}
 			mustCheckFree(t, tx)
@@ -288,7 +297,7 @@ func TestInitFree(t *testing.T) {
 	if err := initFree(empty, 1, 0); err != nil {
 		t.Fatalf("initFree of no blocks: %v", err)
 	}
-	if n, _ := freeCount(empty); n != 0 || len(freeRuns(t, empty)) != 0 {
+	if n := mustFreeCount(t, empty); n != 0 || len(freeRuns(t, empty)) != 0 {
 		t.Errorf("initFree of no blocks left %d free", n)
 	}
 	mustCheckFree(t, empty)

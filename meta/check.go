@@ -44,11 +44,12 @@ type checker struct {
 	blocks   uint64
 	problems []error
 	inodes   map[uint64]*inodeRec
-	links    map[uint64]uint32 // dirents naming each inode
-	subdirs  map[uint64]uint32 // subdirectories of each directory
-	parentOf map[uint64]uint64 // the directory holding each directory's one dirent
-	used     []run             // physical runs of extents
-	perFile  map[uint64]uint64 // blocks mapped per inode
+	links    map[uint64]uint32   // dirents naming each inode
+	subdirs  map[uint64]uint32   // subdirectories of each directory
+	parentOf map[uint64]uint64   // the directory holding each directory's one dirent
+	subdirOf map[uint64][]uint64 // the directories each directory names, for the walk from the root
+	used     []run               // physical runs of extents
+	perFile  map[uint64]uint64   // blocks mapped per inode
 }
 
 func (c *checker) addf(format string, args ...any) {
@@ -57,7 +58,8 @@ func (c *checker) addf(format string, args ...any) {
 
 func checkTx(tx *bolt.Tx, volBlocks uint64) []error {
 	c := &checker{tx: tx, blocks: volBlocks, inodes: map[uint64]*inodeRec{}, links: map[uint64]uint32{},
-		subdirs: map[uint64]uint32{}, parentOf: map[uint64]uint64{}, perFile: map[uint64]uint64{}}
+		subdirs: map[uint64]uint32{}, parentOf: map[uint64]uint64{}, subdirOf: map[uint64][]uint64{},
+		perFile: map[uint64]uint64{}}
 	if _, err := readSuper(tx); err != nil {
 		c.addf("%v", err)
 		return c.problems
@@ -69,6 +71,8 @@ func checkTx(tx *bolt.Tx, volBlocks uint64) []error {
 	c.checkOwned(bucketXattrs, "xattr", 8)
 	c.checkOwned(bucketSymlinks, "symlink", 8)
 	c.checkLinks()
+	c.checkReachable()
+	c.checkSwapfiles()
 	return c.problems
 }
 
@@ -136,6 +140,7 @@ func (c *checker) checkDirents() {
 		if child != nil && child.IsDir() {
 			c.subdirs[parent]++
 			c.parentOf[d.ino] = parent
+			c.subdirOf[parent] = append(c.subdirOf[parent], d.ino)
 		}
 		return nil
 	})
@@ -243,4 +248,57 @@ func (c *checker) checkLinks() {
 		}
 		return nil
 	})
+}
+
+// checkReachable walks the directory tree from the root. A directory that has a name but
+// that the walk never reaches hangs in a cycle of its own (a named in b, b named in a),
+// cut off from the namespace with everything below it; link counts, parents and dirents
+// can all be consistent there, so only the walk finds it. An orphan directory (removed,
+// still open) has no name and is not looked for.
+func (c *checker) checkReachable() {
+	seen := map[uint64]bool{RootIno: true}
+	for queue := []uint64{RootIno}; len(queue) > 0; queue = queue[1:] {
+		for _, sub := range c.subdirOf[queue[0]] {
+			if !seen[sub] {
+				seen[sub] = true
+				queue = append(queue, sub)
+			}
+		}
+	}
+	var lost []uint64
+	for ino := range c.parentOf {
+		if !seen[ino] {
+			lost = append(lost, ino)
+		}
+	}
+	sort.Slice(lost, func(i, j int) bool { return lost[i] < lost[j] })
+	for _, ino := range lost {
+		c.addf("directory %d (named in directory %d) is not reachable from the root: a directory cycle cut off from the tree", ino, c.parentOf[ino])
+	}
+}
+
+// checkSwapfiles: a file flagged as a swapfile is served from a block map pinned in memory,
+// which holds only written blocks; a hole or an unwritten extent there means the flag was
+// set without Pin, and swap I/O would go to blocks the file does not own.
+func (c *checker) checkSwapfiles() {
+	for ino, r := range c.inodes {
+		if r.Flags&FlagSwapfile == 0 {
+			continue
+		}
+		if !r.IsRegular() {
+			c.addf("inode %d is flagged as a swapfile but is not a regular file", ino)
+			continue
+		}
+		nb := (r.Size + BlockSize - 1) / BlockSize
+		maps, err := mapRange(c.tx, ino, 0, nb)
+		if err != nil {
+			c.addf("swapfile %d: %v", ino, err)
+			continue
+		}
+		for _, m := range maps {
+			if m.Hole || m.Unwritten {
+				c.addf("swapfile %d: blocks %d+%d are not allocated and written", ino, m.Lblk, m.Len)
+			}
+		}
+	}
 }

@@ -37,7 +37,7 @@ func TestWriteReadSparse(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, in, _ := s.WriteAt(f.Ino, []byte{0}, int64(len(want))-1)
+	in := mustWrite(t, s, f.Ino, []byte{0}, int64(len(want))-1)
 	if in.Size != uint64(len(want)) || in.Blocks != 3 {
 		t.Errorf("size %d blocks %d, want %d and 3 (block 1 is a hole)", in.Size, in.Blocks, len(want))
 	}
@@ -57,14 +57,16 @@ func TestWriteReadSparse(t *testing.T) {
 func TestTruncateZeroesTail(t *testing.T) {
 	s, _ := newStore(t, 16<<20)
 	f := mustCreate(t, s, meta.RootIno, "f", reg)
-	s.WriteAt(f.Ino, bytes.Repeat([]byte{0xaa}, 3*meta.BlockSize), 0)
+	mustWrite(t, s, f.Ino, bytes.Repeat([]byte{0xaa}, 3*meta.BlockSize), 0)
 	size := uint64(100)
 	in, err := s.SetAttr(f.Ino, meta.SetAttr{Size: &size})
 	if err != nil || in.Blocks != 1 || in.Size != 100 {
 		t.Fatalf("truncate: %+v %v", in, err)
 	}
 	size = 2 * meta.BlockSize
-	s.SetAttr(f.Ino, meta.SetAttr{Size: &size})
+	if _, err := s.SetAttr(f.Ino, meta.SetAttr{Size: &size}); err != nil {
+		t.Fatalf("grow: %v", err)
+	}
 	got := readAll(t, s, f.Ino)
 	want := append(bytes.Repeat([]byte{0xaa}, 100), make([]byte, 2*meta.BlockSize-100)...)
 	if !bytes.Equal(got, want) {
@@ -82,11 +84,11 @@ func TestFallocateModes(t *testing.T) {
 	if got := readAll(t, s, f.Ino); !bytes.Equal(got, make([]byte, 4*meta.BlockSize)) {
 		t.Error("fallocated range does not read as zeros")
 	}
-	in, _ = s.Fallocate(f.Ino, 0, 8*meta.BlockSize, meta.FallocKeepSize)
-	if in.Size != 4*meta.BlockSize || in.Blocks != 8 {
-		t.Errorf("keep size: size %d blocks %d", in.Size, in.Blocks)
+	in, err = s.Fallocate(f.Ino, 0, 8*meta.BlockSize, meta.FallocKeepSize)
+	if err != nil || in.Size != 4*meta.BlockSize || in.Blocks != 8 {
+		t.Errorf("keep size: size %d blocks %d, %v", in.Size, in.Blocks, err)
 	}
-	s.WriteAt(f.Ino, bytes.Repeat([]byte{1}, 4*meta.BlockSize), 0)
+	mustWrite(t, s, f.Ino, bytes.Repeat([]byte{1}, 4*meta.BlockSize), 0)
 	in, err = s.Fallocate(f.Ino, 100, 2*meta.BlockSize, meta.FallocPunchHole|meta.FallocKeepSize)
 	if err != nil || in.Blocks != 7 {
 		t.Fatalf("punch: blocks %d, %v (one whole block freed)", in.Blocks, err)
@@ -110,7 +112,7 @@ func TestFallocateModes(t *testing.T) {
 
 func TestENOSPCAndSpaceReturns(t *testing.T) {
 	s, _ := newStore(t, 1<<20)
-	st0, _ := s.Statfs()
+	st0 := mustStatfs(t, s)
 	f := mustCreate(t, s, meta.RootIno, "f", reg)
 	chunk := make([]byte, 100<<10+10) // not a divisor of the volume: the last write is short
 	var off int64
@@ -127,7 +129,7 @@ func TestENOSPCAndSpaceReturns(t *testing.T) {
 	if shorts != 1 {
 		t.Errorf("%d short writes before ENOSPC, want exactly 1", shorts)
 	}
-	if in, _ := s.GetInode(f.Ino); in.Blocks != st0.BlocksFree || in.Size != uint64(off) {
+	if in := mustInode(t, s, f.Ino); in.Blocks != st0.BlocksFree || in.Size != uint64(off) {
 		t.Errorf("full volume: file has %d blocks (volume had %d free), size %d, %d bytes written",
 			in.Blocks, st0.BlocksFree, in.Size, off)
 	}
@@ -135,8 +137,8 @@ func TestENOSPCAndSpaceReturns(t *testing.T) {
 	if err := s.Unlink(meta.RootIno, "f"); err != nil {
 		t.Fatal(err)
 	}
-	s.Release(f.Ino)
-	st1, _ := s.Statfs()
+	must(t, s.Release(f.Ino))
+	st1 := mustStatfs(t, s)
 	if st1.BlocksFree != st0.BlocksFree {
 		t.Errorf("free blocks %d after delete, %d before", st1.BlocksFree, st0.BlocksFree)
 	}
@@ -154,33 +156,28 @@ func TestContiguousAllocation(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	maps, _ := s.Map(f.Ino, 0, (8<<20)/meta.BlockSize)
+	maps, err := s.Map(f.Ino, 0, (8<<20)/meta.BlockSize)
+	must(t, err)
 	if len(maps) != 1 {
 		t.Errorf("a file written sequentially has %d extents, want 1", len(maps))
 	}
 }
 
 func TestPersistence(t *testing.T) {
-	s, dir := newStoreNoCleanup(t, 16<<20)
+	s, dir, closeStore := newStoreNoCleanup(t, 16<<20)
 	f := mustCreate(t, s, meta.RootIno, "f", reg)
 	data := make([]byte, 100000)
 	rand.New(rand.NewSource(1)).Read(data)
-	s.WriteAt(f.Ino, data, 5)
-	s.SetXattr(f.Ino, "user.x", []byte("y"), 0)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err := meta.Open(dir, meta.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	mustWrite(t, s, f.Ino, data, 5)
+	must(t, s.SetXattr(f.Ino, "user.x", []byte("y"), 0))
+	must(t, closeStore())
+	s, _ = reopen(t, dir)
 	got := readAll(t, s, f.Ino)
 	if !bytes.Equal(got[5:], data) || !bytes.Equal(got[:5], make([]byte, 5)) {
 		t.Error("data changed across close/open")
 	}
-	if v, _ := s.GetXattr(f.Ino, "user.x"); string(v) != "y" {
-		t.Error("xattr lost")
+	if v, err := s.GetXattr(f.Ino, "user.x"); err != nil || string(v) != "y" {
+		t.Errorf("xattr lost: %q, %v", v, err)
 	}
 	mustCheck(t, s)
 }

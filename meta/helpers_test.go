@@ -2,6 +2,7 @@ package meta_test
 
 import (
 	"errors"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -28,11 +29,88 @@ func newStore(t testing.TB, size int64) (*meta.Store, string) {
 	return s, dir
 }
 
+// newStoreNoCleanup makes and opens a store for a test that closes it itself, to reopen it
+// or to work on its files, and checks it itself. It returns the store's close function: it
+// closes the store once, however often it is called, and Cleanup calls it too, so a test
+// that stops early (t.Fatal) does not leave the store open. Tests close the store only
+// through it: meta's Close is not idempotent.
+func newStoreNoCleanup(t testing.TB, size int64) (*meta.Store, string, func() error) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := meta.Mkfs(dir, meta.MkfsOptions{Size: size}); err != nil {
+		t.Fatalf("Mkfs: %v", err)
+	}
+	s, err := meta.Open(dir, meta.OpenOptions{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	closeStore := sync.OnceValue(s.Close)
+	t.Cleanup(func() {
+		if err := closeStore(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s, dir, closeStore
+}
+
+// reopen opens the store in dir again; Cleanup closes it unless the test did, through
+// the returned function.
+func reopen(t testing.TB, dir string) (*meta.Store, func() error) {
+	t.Helper()
+	s, err := meta.Open(dir, meta.OpenOptions{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	closeStore := sync.OnceValue(s.Close)
+	t.Cleanup(func() {
+		if err := closeStore(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s, closeStore
+}
+
 func mustCheck(t testing.TB, s *meta.Store) {
 	t.Helper()
 	for _, p := range s.Check() {
 		t.Errorf("Check: %v", p)
 	}
+}
+
+// must stops the test at a failed setup step.
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mustWrite writes all of p at off, as a setup step.
+func mustWrite(t testing.TB, s *meta.Store, ino uint64, p []byte, off int64) meta.Inode {
+	t.Helper()
+	n, in, err := s.WriteAt(ino, p, off)
+	if err != nil || n != len(p) {
+		t.Fatalf("WriteAt inode %d, %d bytes at %d: wrote %d, %v", ino, len(p), off, n, err)
+	}
+	return in
+}
+
+func mustInode(t testing.TB, s *meta.Store, ino uint64) meta.Inode {
+	t.Helper()
+	in, err := s.GetInode(ino)
+	if err != nil {
+		t.Fatalf("GetInode %d: %v", ino, err)
+	}
+	return in
+}
+
+func mustStatfs(t testing.TB, s *meta.Store) meta.Statfs {
+	t.Helper()
+	st, err := s.Statfs()
+	if err != nil {
+		t.Fatalf("Statfs: %v", err)
+	}
+	return st
 }
 
 func wantErrno(t testing.TB, err error, want syscall.Errno) {

@@ -28,8 +28,7 @@ func TestCreateLookupErrors(t *testing.T) {
 	if err != nil || got.Ino != d.Ino || got.Nlink != 2 {
 		t.Fatalf("Lookup d = %+v, %v", got, err)
 	}
-	root, _ := s.GetInode(meta.RootIno)
-	if root.Nlink != 3 {
+	if root := mustInode(t, s, meta.RootIno); root.Nlink != 3 {
 		t.Errorf("root nlink = %d, want 3", root.Nlink)
 	}
 	_, err = s.Create(meta.RootIno, "l", meta.NewInode{Mode: syscall.S_IFLNK | 0o777, Target: strings.Repeat("t", 4096)})
@@ -42,8 +41,10 @@ func TestSetgidDirectoryInheritance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, _ := s.Create(d.Ino, "f", meta.NewInode{Mode: reg, Uid: 2, Gid: 2})
-	sub, _ := s.Create(d.Ino, "sub", meta.NewInode{Mode: dir, Uid: 2, Gid: 2})
+	f, err := s.Create(d.Ino, "f", meta.NewInode{Mode: reg, Uid: 2, Gid: 2})
+	must(t, err)
+	sub, err := s.Create(d.Ino, "sub", meta.NewInode{Mode: dir, Uid: 2, Gid: 2})
+	must(t, err)
 	if f.Gid != 50 || sub.Gid != 50 {
 		t.Errorf("gids = %d, %d; want 50 from the setgid parent", f.Gid, sub.Gid)
 	}
@@ -71,8 +72,7 @@ func TestUnlinkRmdir(t *testing.T) {
 	if err := s.Release(d.Ino); err != nil {
 		t.Fatal(err)
 	}
-	root, _ := s.GetInode(meta.RootIno)
-	if root.Nlink != 2 {
+	if root := mustInode(t, s, meta.RootIno); root.Nlink != 2 {
 		t.Errorf("root nlink = %d after rmdir, want 2", root.Nlink)
 	}
 }
@@ -83,7 +83,7 @@ func TestOrphanKeepsDataUntilRelease(t *testing.T) {
 	if _, _, err := s.WriteAt(f.Ino, []byte("still here"), 0); err != nil {
 		t.Fatal(err)
 	}
-	before, _ := s.Statfs()
+	before := mustStatfs(t, s)
 	if err := s.Unlink(meta.RootIno, "f"); err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestOrphanKeepsDataUntilRelease(t *testing.T) {
 	if err := s.Release(f.Ino); err != nil {
 		t.Fatal(err)
 	}
-	after, _ := s.Statfs()
+	after := mustStatfs(t, s)
 	if after.BlocksFree != before.BlocksFree+1 || after.InodesFree != before.InodesFree+1 {
 		t.Errorf("statfs free blocks %d -> %d, inodes %d -> %d: want one more of each",
 			before.BlocksFree, after.BlocksFree, before.InodesFree, after.InodesFree)
@@ -105,37 +105,19 @@ func TestOrphanKeepsDataUntilRelease(t *testing.T) {
 }
 
 func TestOrphansReclaimedAtOpen(t *testing.T) {
-	s, dir := newStoreNoCleanup(t, 16<<20)
+	s, dir, closeStore := newStoreNoCleanup(t, 16<<20)
 	f := mustCreate(t, s, meta.RootIno, "f", reg)
-	s.WriteAt(f.Ino, make([]byte, 3*meta.BlockSize), 0)
-	if err := s.Unlink(meta.RootIno, "f"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err := meta.Open(dir, meta.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.GetInode(f.Ino); err == nil {
-		t.Error("orphan survived a reopen")
+	mustWrite(t, s, f.Ino, make([]byte, 3*meta.BlockSize), 0)
+	must(t, s.Unlink(meta.RootIno, "f"))
+	free := mustStatfs(t, s).BlocksFree
+	must(t, closeStore())
+	s, _ = reopen(t, dir)
+	_, err := s.GetInode(f.Ino)
+	wantErrno(t, err, syscall.ENOENT)
+	if st := mustStatfs(t, s); st.BlocksFree != free+3 {
+		t.Errorf("%d blocks free after the orphan's reclaim, want %d", st.BlocksFree, free+3)
 	}
 	mustCheck(t, s)
-}
-
-func newStoreNoCleanup(t testing.TB, size int64) (*meta.Store, string) {
-	t.Helper()
-	dir := t.TempDir()
-	if err := meta.Mkfs(dir, meta.MkfsOptions{Size: size}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := meta.Open(dir, meta.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, dir
 }
 
 func TestLinks(t *testing.T) {
@@ -150,10 +132,10 @@ func TestLinks(t *testing.T) {
 	wantErrno(t, err, syscall.EPERM)
 	_, err = s.Link(f.Ino, d.Ino, "g")
 	wantErrno(t, err, syscall.EEXIST)
-	s.Unlink(meta.RootIno, "f")
-	got, _ := s.Lookup(d.Ino, "g")
-	if got.Nlink != 1 {
-		t.Errorf("nlink after unlink of one name = %d", got.Nlink)
+	must(t, s.Unlink(meta.RootIno, "f"))
+	got, err := s.Lookup(d.Ino, "g")
+	if err != nil || got.Nlink != 1 {
+		t.Errorf("after unlink of one name: nlink %d, %v", got.Nlink, err)
 	}
 }
 
@@ -214,8 +196,8 @@ func TestRename(t *testing.T) {
 				t.Errorf("after rename %s names %d (%v), want %d", tc.to, got.Ino, err, inos[tc.from])
 			}
 			if tc.flags&meta.RenameExchange != 0 {
-				back, _ := s.Lookup(fp, fn)
-				if back.Ino != inos[tc.to] {
+				back, err := s.Lookup(fp, fn)
+				if err != nil || back.Ino != inos[tc.to] {
 					t.Errorf("exchange: %s names %d, want %d", tc.from, back.Ino, inos[tc.to])
 				}
 			}
@@ -239,9 +221,7 @@ func TestRenameDirectoryAcrossParents(t *testing.T) {
 	if err := s.Rename(a.Ino, "c", b.Ino, "c", 0); err != nil {
 		t.Fatal(err)
 	}
-	a, _ = s.GetInode(a.Ino)
-	b, _ = s.GetInode(b.Ino)
-	c, _ = s.GetInode(c.Ino)
+	a, b, c = mustInode(t, s, a.Ino), mustInode(t, s, b.Ino), mustInode(t, s, c.Ino)
 	if a.Nlink != 2 || b.Nlink != 3 || c.Parent != b.Ino {
 		t.Errorf("nlinks a=%d b=%d, c.Parent=%d", a.Nlink, b.Nlink, c.Parent)
 	}
@@ -253,13 +233,13 @@ func TestReadDirCookiesStable(t *testing.T) {
 		mustCreate(t, s, meta.RootIno, fmt.Sprintf("f%03d", i), reg)
 	}
 	var seen []meta.DirEntry
-	s.ReadDir(meta.RootIno, 0, func(e meta.DirEntry) bool {
+	must(t, s.ReadDir(meta.RootIno, 0, func(e meta.DirEntry) bool {
 		seen = append(seen, e)
 		return len(seen) < 50
-	})
+	}))
 	// Change the directory under the listing: remove seen and unseen names, add new ones.
 	for i := 0; i < 100; i += 2 {
-		s.Unlink(meta.RootIno, fmt.Sprintf("f%03d", i))
+		must(t, s.Unlink(meta.RootIno, fmt.Sprintf("f%03d", i)))
 	}
 	mustCreate(t, s, meta.RootIno, "new", reg)
 	last := seen[len(seen)-1].Cookie
@@ -302,14 +282,14 @@ func TestXattrs(t *testing.T) {
 	}
 	wantErrno(t, s.SetXattr(f.Ino, "user.big", make([]byte, meta.XattrSizeMax+1), 0), syscall.E2BIG)
 	wantErrno(t, s.SetXattr(f.Ino, strings.Repeat("x", 256), nil, 0), syscall.ERANGE)
-	s.SetXattr(f.Ino, "user.b", nil, 0)
-	names, _ := s.ListXattr(f.Ino)
-	if strings.Join(names, ",") != "user.a,user.b" {
-		t.Errorf("ListXattr = %v", names)
+	must(t, s.SetXattr(f.Ino, "user.b", nil, 0))
+	names, err := s.ListXattr(f.Ino)
+	if err != nil || strings.Join(names, ",") != "user.a,user.b" {
+		t.Errorf("ListXattr = %v, %v", names, err)
 	}
-	v, _ := s.GetXattr(f.Ino, "user.a")
-	if string(v) != "2" {
-		t.Errorf("value %q", v)
+	v, err := s.GetXattr(f.Ino, "user.a")
+	if err != nil || string(v) != "2" {
+		t.Errorf("value %q, %v", v, err)
 	}
 	wantErrno(t, s.RemoveXattr(f.Ino, "user.c"), syscall.ENODATA)
 	if err := s.RemoveXattr(f.Ino, "user.a"); err != nil {
@@ -323,8 +303,8 @@ func TestSymlink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.Readlink(l.Ino); got != "/some/where" || l.Size != 11 {
-		t.Errorf("Readlink = %q size %d", got, l.Size)
+	if got, err := s.Readlink(l.Ino); err != nil || got != "/some/where" || l.Size != 11 {
+		t.Errorf("Readlink = %q size %d, %v", got, l.Size, err)
 	}
 	f := mustCreate(t, s, meta.RootIno, "f", reg)
 	_, err = s.Readlink(f.Ino)
@@ -340,13 +320,12 @@ func TestInodeLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer func() { must(t, s.Close()) }()
 	mustCreate(t, s, meta.RootIno, "a", reg)
 	mustCreate(t, s, meta.RootIno, "b", reg)
 	_, err = s.Create(meta.RootIno, "c", meta.NewInode{Mode: reg})
 	wantErrno(t, err, syscall.ENOSPC)
-	st, _ := s.Statfs()
-	if st.Inodes != 3 || st.InodesFree != 0 {
+	if st := mustStatfs(t, s); st.Inodes != 3 || st.InodesFree != 0 {
 		t.Errorf("statfs inodes %d free %d", st.Inodes, st.InodesFree)
 	}
 }

@@ -19,7 +19,10 @@ import (
 func hashFiles(t *testing.T, dir string) map[string][32]byte {
 	t.Helper()
 	out := map[string][32]byte{}
-	entries, _ := os.ReadDir(dir)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, e := range entries {
 		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		if err == nil {
@@ -36,20 +39,20 @@ func TestOpenRefusesBadStores(t *testing.T) {
 		message string
 	}{
 		{"random bytes", func(t *testing.T, dir string) {
-			os.WriteFile(filepath.Join(dir, "meta.db"), bytes.Repeat([]byte("garbage!"), 4096), 0o600)
+			must(t, os.WriteFile(filepath.Join(dir, "meta.db"), bytes.Repeat([]byte("garbage!"), 4096), 0o600))
 		}, "meta.db"},
 		{"empty meta.db", func(t *testing.T, dir string) {
-			os.WriteFile(filepath.Join(dir, "meta.db"), nil, 0o600)
+			must(t, os.WriteFile(filepath.Join(dir, "meta.db"), nil, 0o600))
 		}, "empty"},
 		{"foreign bbolt", func(t *testing.T, dir string) {
 			p := filepath.Join(dir, "meta.db")
-			os.Remove(p)
+			must(t, os.Remove(p))
 			db, err := bolt.Open(p, 0o600, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("widgets")); return err })
-			db.Close()
+			must(t, db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("widgets")); return err }))
+			must(t, db.Close())
 		}, "not a swapfs store"},
 		{"future format", func(t *testing.T, dir string) {
 			db, err := bolt.Open(filepath.Join(dir, "meta.db"), 0o600, nil)
@@ -58,25 +61,28 @@ func TestOpenRefusesBadStores(t *testing.T) {
 			}
 			v := []byte{1, 0, 0, 0, 0}
 			binary.BigEndian.PutUint32(v[1:], 99)
-			db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("super")).Put([]byte("format"), v) })
-			db.Close()
+			must(t, db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("super")).Put([]byte("format"), v) }))
+			must(t, db.Close())
 		}, "format version 99"},
 		{"missing volume", func(t *testing.T, dir string) {
-			os.Remove(filepath.Join(dir, "data"))
+			must(t, os.Remove(filepath.Join(dir, "data")))
 		}, "missing"},
 		{"resized volume", func(t *testing.T, dir string) {
-			os.Truncate(filepath.Join(dir, "data"), 32<<20)
+			must(t, os.Truncate(filepath.Join(dir, "data"), 32<<20))
 		}, "resized"},
 		{"other store's volume", func(t *testing.T, dir string) {
 			other := t.TempDir()
-			meta.Mkfs(other, meta.MkfsOptions{Size: 16 << 20})
-			b, _ := os.ReadFile(filepath.Join(other, "data"))
-			os.WriteFile(filepath.Join(dir, "data"), b, 0o600)
+			must(t, meta.Mkfs(other, meta.MkfsOptions{Size: 16 << 20}))
+			b, err := os.ReadFile(filepath.Join(other, "data"))
+			must(t, err)
+			must(t, os.WriteFile(filepath.Join(dir, "data"), b, 0o600))
 		}, "belongs to store"},
 		{"unlabelled volume", func(t *testing.T, dir string) {
-			f, _ := os.OpenFile(filepath.Join(dir, "data"), os.O_WRONLY, 0)
-			f.WriteAt(make([]byte, 4096), 0)
-			f.Close()
+			f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_WRONLY, 0)
+			must(t, err)
+			_, err = f.WriteAt(make([]byte, 4096), 0)
+			must(t, err)
+			must(t, f.Close())
 		}, "no swapfs label"},
 	}
 	for _, tc := range cases {
@@ -124,10 +130,10 @@ func TestMkfsRefusesExistingStore(t *testing.T) {
 }
 
 func TestFsckClean(t *testing.T) {
-	s, dir := newStoreNoCleanup(t, 16<<20)
+	s, dir, closeStore := newStoreNoCleanup(t, 16<<20)
 	f := mustCreate(t, s, meta.RootIno, "f", reg)
-	s.WriteAt(f.Ino, make([]byte, 10000), 0)
-	s.Close()
+	mustWrite(t, s, f.Ino, make([]byte, 10000), 0)
+	must(t, closeStore())
 	problems, err := meta.Fsck(dir)
 	if err != nil || len(problems) != 0 {
 		t.Fatalf("Fsck: %v %v", problems, err)
@@ -135,23 +141,23 @@ func TestFsckClean(t *testing.T) {
 }
 
 func TestFsckFindsDamage(t *testing.T) {
-	s, dir := newStoreNoCleanup(t, 16<<20)
+	s, dir, closeStore := newStoreNoCleanup(t, 16<<20)
 	f := mustCreate(t, s, meta.RootIno, "f", reg)
-	s.WriteAt(f.Ino, make([]byte, 10000), 0)
-	s.Close()
+	mustWrite(t, s, f.Ino, make([]byte, 10000), 0)
+	must(t, closeStore())
 	db, err := bolt.Open(filepath.Join(dir, "meta.db"), 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Lose the extents: their blocks are now neither used nor free.
-	db.Update(func(tx *bolt.Tx) error {
+	must(t, db.Update(func(tx *bolt.Tx) error {
 		if err := tx.DeleteBucket([]byte("extents")); err != nil {
 			return err
 		}
 		_, err := tx.CreateBucket([]byte("extents"))
 		return err
-	})
-	db.Close()
+	}))
+	must(t, db.Close())
 	problems, err := meta.Fsck(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -166,17 +172,18 @@ func TestMkfsRefusesAnotherStoresDevice(t *testing.T) {
 	if err := os.WriteFile(dev, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	os.Truncate(dev, 16<<20)
+	must(t, os.Truncate(dev, 16<<20))
 	if err := meta.Mkfs(t.TempDir(), meta.MkfsOptions{Device: dev}); err != nil {
 		t.Fatal(err)
 	}
-	before, _ := os.ReadFile(dev)
-	err := meta.Mkfs(t.TempDir(), meta.MkfsOptions{Device: dev})
+	before, err := os.ReadFile(dev)
+	must(t, err)
+	err = meta.Mkfs(t.TempDir(), meta.MkfsOptions{Device: dev})
 	if err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("mkfs on a device of another store: %v, want a refusal that names --force", err)
 	}
-	if after, _ := os.ReadFile(dev); !bytes.Equal(before, after) {
-		t.Error("a refused mkfs changed the device")
+	if after, err := os.ReadFile(dev); err != nil || !bytes.Equal(before, after) {
+		t.Errorf("a refused mkfs changed the device (%v)", err)
 	}
 	if err := meta.Mkfs(t.TempDir(), meta.MkfsOptions{Device: dev, Force: true}); err != nil {
 		t.Errorf("mkfs --force: %v", err)
@@ -197,38 +204,37 @@ func TestTmpfileAndLink(t *testing.T) {
 	if err != nil || in.Nlink != 1 {
 		t.Fatalf("Link of a tmpfile: %+v %v", in, err)
 	}
-	s.Release(f.Ino)
+	must(t, s.Release(f.Ino))
 	if _, err := s.Lookup(meta.RootIno, "named"); err != nil {
 		t.Errorf("a linked tmpfile was freed on release: %v", err)
 	}
-	g, _ := s.Tmpfile(meta.RootIno, meta.NewInode{Mode: reg})
-	s.Release(g.Ino)
-	if _, err := s.GetInode(g.Ino); err == nil {
-		t.Error("an unnamed tmpfile survived its release")
-	}
+	g, err := s.Tmpfile(meta.RootIno, meta.NewInode{Mode: reg})
+	must(t, err)
+	must(t, s.Release(g.Ino))
+	_, err = s.GetInode(g.Ino)
+	wantErrno(t, err, syscall.ENOENT)
 }
 
 // TestDamagedPagesRefused overwrites pages inside meta.db: open and fsck must say the
 // store is damaged, not panic, and change nothing.
 func TestDamagedPagesRefused(t *testing.T) {
-	s, dir := newStoreNoCleanup(t, 64<<20)
+	s, dir, closeStore := newStoreNoCleanup(t, 64<<20)
 	for i := 0; i < 2000; i++ {
 		mustCreate(t, s, meta.RootIno, fmt.Sprintf("file-with-a-longish-name-%05d", i), reg)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+	must(t, closeStore())
 	p := filepath.Join(dir, "meta.db")
-	st, _ := os.Stat(p)
+	st, err := os.Stat(p)
+	must(t, err)
 	f, err := os.OpenFile(p, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	must(t, err)
 	garbage := bytes.Repeat([]byte{0xa5, 0x17, 0x42}, 4096)
 	for off := int64(4 * 4096); off < st.Size(); off += 16 * 4096 {
-		f.WriteAt(garbage[:4096], off)
+		if _, err := f.WriteAt(garbage[:4096], off); err != nil {
+			t.Fatal(err)
+		}
 	}
-	f.Close()
+	must(t, f.Close())
 	before := hashFiles(t, dir)
 	if s, err := meta.Open(dir, meta.OpenOptions{}); err == nil {
 		s.Close()
