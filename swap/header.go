@@ -111,3 +111,17 @@ func swab32(v uint32) uint32 {
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("invalid swap header: %s: %w", fmt.Sprintf(format, args...), syscall.EINVAL)
 }
+
+// WritesSignature tells, for data about to be written at file offset off, whether it puts the
+// swap signature in place. known is false when data covers the signature's bytes only in
+// part, so that the page as a whole has to be looked at.
+func WritesSignature(data []byte, off int64) (writes, known bool) {
+	lo := int64(PageSize - len(signature))
+	if off >= PageSize || off+int64(len(data)) <= lo {
+		return false, true
+	}
+	if off > lo || off+int64(len(data)) < PageSize {
+		return false, false
+	}
+	return string(data[lo-off:PageSize-off]) == signature, true
+}

@@ -136,3 +136,27 @@ func FuzzParseHeader(f *testing.F) {
 		}
 	})
 }
+
+func TestWritesSignature(t *testing.T) {
+	page := make([]byte, swap.PageSize)
+	copy(page[swap.PageSize-10:], "SWAPSPACE2")
+	for _, c := range []struct {
+		name          string
+		data          []byte
+		off           int64
+		writes, known bool
+	}{
+		{"whole page", page, 0, true, true},
+		{"mkswap's part", page[1024:], 1024, true, true},
+		{"zeros over it", make([]byte, swap.PageSize), 0, false, true},
+		{"before it", page[:100], 0, false, true},
+		{"after the page", page, swap.PageSize, false, true},
+		{"half of it", page[swap.PageSize-5:], swap.PageSize - 5, false, false},
+		{"the signature alone", []byte("SWAPSPACE2"), swap.PageSize - 10, true, true},
+	} {
+		w, k := swap.WritesSignature(c.data, c.off)
+		if w != c.writes || k != c.known {
+			t.Errorf("%s: WritesSignature = %v, %v; want %v, %v", c.name, w, k, c.writes, c.known)
+		}
+	}
+}

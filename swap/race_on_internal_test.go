@@ -1,0 +1,5 @@
+//go:build race
+
+package swap
+
+const raceEnabled = true
