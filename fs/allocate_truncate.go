@@ -22,6 +22,12 @@ import (
 func (n *Node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	defer n.changed()
 	a := setAttrOf(in)
+	if a.Size != nil {
+		defer n.fs.swap.lock(n.ino).Unlock()
+		if errno := n.prepareChange("truncate", true); errno != 0 {
+			return errno
+		}
+	}
 	var ino meta.Inode
 	var err error
 	if a == (meta.SetAttr{}) {
@@ -64,7 +70,20 @@ func setAttrOf(in *fuse.SetAttrIn) meta.SetAttr {
 // Allocate implements fallocate(2): the mode goes to the store unchanged (its constants are
 // the kernel's); modes it does not support are EOPNOTSUPP. The kernel updates its i_size
 // and drops page cache over punched or zeroed ranges itself.
+//
+// On a pinned swapfile the loop driver's discards and write-zeroes arrive as PUNCH_HOLE or
+// ZERO_RANGE: they become zeros written in place, so the file keeps every block.
 func (n *Node) Allocate(ctx context.Context, f gofs.FileHandle, off uint64, size uint64, mode uint32) syscall.Errno {
+	if sf, m := n.fs.swap.pinned(n.ino); sf != nil {
+		if n.fromKernel(ctx) {
+			return n.swapZero(sf, m, int64(off), int64(size), mode)
+		}
+		sf.io.RUnlock()
+		defer n.fs.swap.lock(n.ino).Unlock()
+		if errno := n.prepareChange("fallocate", true); errno != 0 {
+			return errno
+		}
+	}
 	defer n.changed()
 	_, err := n.fs.store.Fallocate(n.ino, int64(off), int64(size), mode)
 	return n.errno("fallocate", err)

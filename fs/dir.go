@@ -88,10 +88,20 @@ func (n *Node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 
 // Unlink removes a non-directory name. An inode that loses its last name stays in the store
 // until the kernel forgets it (OnForget).
+//
+// An active swapfile cannot lose its name (EPERM, as may_delete refuses a native one).
 func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
+	victim, errno := n.swapNamed("unlink", name)
+	if errno != 0 {
+		return errno
+	}
 	defer n.changed()
 	defer n.childChanged(name)
-	return n.errno("unlink", n.fs.store.Unlink(n.ino, name))
+	if errno := n.errno("unlink", n.fs.store.Unlink(n.ino, name)); errno != 0 {
+		return errno
+	}
+	n.fs.swap.forgetIfGone(victim)
+	return 0
 }
 
 // Rmdir removes an empty directory.
@@ -108,11 +118,24 @@ func (n *Node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	if !ok {
 		return syscall.EXDEV
 	}
+	moved, errno := n.swapNamed("rename", name)
+	if errno != 0 {
+		return errno
+	}
+	replaced, errno := np.swapNamed("rename onto", newName)
+	if errno != 0 {
+		return errno
+	}
 	defer n.changed()
 	defer np.changed()
 	defer n.childChanged(name)
 	defer np.childChanged(newName)
-	return n.errno("rename", n.fs.store.Rename(n.ino, name, np.ino, newName, flags))
+	if errno := n.errno("rename", n.fs.store.Rename(n.ino, name, np.ino, newName, flags)); errno != 0 {
+		return errno
+	}
+	n.fs.swap.forgetIfGone(moved)
+	n.fs.swap.forgetIfGone(replaced)
+	return 0
 }
 
 // OpendirHandle opens the directory for reading with a handle that lists it by cookie.

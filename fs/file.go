@@ -17,6 +17,9 @@ import (
 // kernel serves from its page cache never come here, which matters little under relatime:
 // a write or truncate drops the cached pages (FUSE_AUTO_INVAL_DATA sees mtime move).
 func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if sf, m := n.fs.swap.pinned(n.ino); sf != nil {
+		return n.swapReadAt(sf, m, dest, off)
+	}
 	nr, err := n.fs.store.ReadAt(n.ino, dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, n.errno("read", err)
@@ -30,10 +33,60 @@ func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 // Write writes data at off. For O_APPEND the kernel has already set off to its i_size,
 // which is exact because every write passes through it. The kernel clears suid/sgid itself
 // (a SETATTR before the write) when a user without CAP_FSETID writes.
+//
+// A pinned swapfile is written by its loop device through the engine. Anyone else may write
+// it only while it is not active swap, through the store as any file; a write past its
+// pinned size unpins it first, and a write of its first page is checked as a new header.
 func (n *Node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
-	defer n.changed()
+	if sf, m := n.fs.swap.pinned(n.ino); sf != nil {
+		if n.fromKernel(ctx) {
+			return n.swapWriteAt(sf, m, data, off)
+		}
+		size := m.Size()
+		sf.io.RUnlock()
+		defer n.fs.swap.lock(n.ino).Unlock()
+		if errno := n.prepareChange("write", off+int64(len(data)) > size); errno != 0 {
+			return 0, errno
+		}
+	} else if touchesSignature(off, len(data)) {
+		defer n.fs.swap.lock(n.ino).Unlock()
+	}
+	newHeader, errno := n.checkHeaderWrite(data, off)
+	if errno != 0 {
+		return 0, errno
+	}
+	// A header written over a file of its final size pins the file first, so that a crash
+	// can never leave a valid header on a file the store does not flag: the flag is
+	// committed before the header reaches the volume. (A flagged file whose header never
+	// arrived is unflagged at the next mount.) A header that grows the file is written
+	// first, since the map is made for the file's size.
+	pinFirst := false
+	if newHeader != nil {
+		if in, err := n.fs.store.GetInode(n.ino); err == nil && off+int64(len(data)) <= int64(in.Size) {
+			pinFirst = true
+			if errno := n.pinWithHeader(*newHeader); errno != 0 {
+				return 0, errno
+			}
+		}
+	}
 	written, _, err := n.fs.store.WriteAt(n.ino, data, off)
-	return uint32(written), n.errno("write", err)
+	n.changed()
+	if err != nil {
+		return uint32(written), n.errno("write", err)
+	}
+	switch {
+	case newHeader != nil && !pinFirst:
+		if errno := n.pinWithHeader(*newHeader); errno != 0 {
+			return 0, errno
+		}
+	case newHeader != nil:
+	case touchesSignature(off, len(data)) && n.fs.swap.isPinned(n.ino):
+		// The signature is gone (wipefs, dd over the header): no longer a swapfile.
+		if errno := n.prepareChange("write", true); errno != 0 {
+			return 0, errno
+		}
+	}
+	return uint32(written), 0
 }
 
 // Flush is close(2)'s hook. Nothing is buffered here, so there is nothing to do; handles are
@@ -44,7 +97,17 @@ func (n *Node) Flush(ctx context.Context, f gofs.FileHandle) syscall.Errno {
 
 // Fsync commits the store: the data volume first, then every pending metadata change. The
 // store has no cheaper per-file commit, so fdatasync costs the same.
+//
+// A pinned swapfile (fsync(2), or a FLUSH on its loop device) syncs the data volume only:
+// its map does not change while it is pinned, so there is no metadata to commit, and a
+// loop FLUSH must not wait for a metadata commit. (A change its owner made to its times
+// is committed with the next group, within the commit interval.)
 func (n *Node) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) syscall.Errno {
+	if sf, _ := n.fs.swap.pinned(n.ino); sf != nil {
+		defer sf.io.RUnlock()
+		return n.errno("fsync swapfile", n.fs.swap.engine.Sync())
+	}
+	n.pinCandidate()
 	return n.errno("fsync", n.fs.store.Sync())
 }
 
@@ -80,6 +143,14 @@ func (n *Node) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, offIn ui
 	dst, ok := out.Operations().(*Node)
 	if !ok {
 		return 0, syscall.EXDEV
+	}
+	// As generic_copy_file_checks refuses a native swapfile on either side.
+	if n.fs.swap.isPinned(n.ino) && n.swapBusy("copy_file_range from") {
+		return 0, syscall.ETXTBSY
+	}
+	defer dst.fs.swap.lock(dst.ino).Unlock()
+	if errno := dst.prepareChange("copy_file_range into", true); errno != 0 {
+		return 0, errno
 	}
 	defer dst.changed()
 	bufp := copyBufs.Get().(*[]byte)

@@ -6,7 +6,10 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/hanwen/go-fuse/v2/fuse"
+
 	"github.com/swapfs/swapfs/meta"
+	"github.com/swapfs/swapfs/swap"
 )
 
 // newTestNode makes a node for a fresh regular file in a new store, without mounting: the
@@ -31,7 +34,7 @@ func newTestNode(tb testing.TB) *Node {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	fsys := &filesystem{store: store, log: slog.New(slog.DiscardHandler), open: map[uint64]int{}}
+	fsys := &filesystem{store: store, log: slog.New(slog.DiscardHandler), open: map[uint64]int{}, swap: newSwapFiles(store)}
 	return &Node{fs: fsys, ino: in.Ino}
 }
 
@@ -102,4 +105,51 @@ func TestHotPathAllocs(t *testing.T) {
 		t.Errorf("Read: %v allocs, the store's ReadAt alone %v (+1 for the ReadResult)", nodeRead, storeRead)
 	}
 	t.Logf("allocs per request: write %v (store %v), read %v (store %v)", nodeWrite, storeWrite, nodeRead, storeRead)
+}
+
+// TestSwapPathAllocs: a pinned swapfile's reads and its loop device's writes allocate nothing
+// in swapfs, the fuse.ReadResult included (it comes from a preallocated set).
+func TestSwapPathAllocs(t *testing.T) {
+	n := newTestNode(t)
+	user := context.Background()
+	const size = 4 << 20
+	if _, errno := n.Write(user, nil, make([]byte, size), 0); errno != 0 {
+		t.Fatal(errno)
+	}
+	header, err := swap.Header{LastPage: size/swap.PageSize - 1}.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, errno := n.Write(user, nil, header, 0); errno != 0 {
+		t.Fatalf("write the header: %v", errno)
+	}
+	if !n.fs.swap.isPinned(n.ino) {
+		t.Fatal("the header did not pin the file")
+	}
+	// kthreadd (pid 2) stands in for a loop worker: both are kernel threads.
+	loop := &fuse.Context{Caller: fuse.Caller{Pid: 2}}
+	page := make([]byte, 4096)
+	big := make([]byte, 1<<20)
+	buf := make([]byte, 1<<20)
+	before, _ := n.fs.store.GetInode(n.ino)
+	for _, c := range []struct {
+		name string
+		fn   func()
+	}{
+		{"write 4k", func() { n.Write(loop, nil, page, 8192) }},
+		{"write 1M", func() { n.Write(loop, nil, big, 1<<20) }},
+		{"read 4k", func() { r, _ := n.Read(loop, nil, buf[:4096], 8192); r.Done() }},
+		{"read 1M", func() { r, _ := n.Read(loop, nil, buf, 1<<20); r.Done() }},
+	} {
+		if a := testing.AllocsPerRun(50, c.fn); a != 0 {
+			t.Errorf("%s: %v allocs per request, want 0", c.name, a)
+		}
+	}
+	after, _ := n.fs.store.GetInode(n.ino)
+	if !after.Mtime.Equal(before.Mtime) || after.Size != before.Size || after.Blocks != before.Blocks {
+		t.Errorf("swap writes changed the inode: %+v -> %+v", before, after)
+	}
+	if st := n.fs.swap.engine.Stats(); st.Writes < 100 || st.Reads < 100 {
+		t.Errorf("the writes did not go through the engine: %+v", st)
+	}
 }

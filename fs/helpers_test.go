@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
 	"github.com/swapfs/swapfs/fs"
@@ -28,7 +27,7 @@ type mount struct {
 	Dir      string // the mountpoint
 	StoreDir string
 	Store    *meta.Store
-	Server   *fuse.Server
+	Server   *fs.Server
 }
 
 // requireFUSE skips tests that cannot mount: they need root (direct mount(2)) and /dev/fuse.

@@ -3,6 +3,7 @@ package fs
 import (
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -40,14 +41,22 @@ const (
 	// maxWrite is the largest READ or WRITE request: 1 MiB, the kernel's limit.
 	maxWrite = 1 << 20
 	// maxBackground is how many asynchronous requests (readahead, async direct I/O) the
-	// kernel keeps in flight.
-	maxBackground = 64
+	// kernel keeps in flight: at least a loop device's queue depth (hw_queue_depth, 128 by
+	// default), so that the loop driver is not throttled by FUSE before its own queue fills.
+	maxBackground = 128
 )
+
+// Server is a mounted swapfs: the FUSE server, and the swap side of the mount for the
+// daemon's control socket.
+type Server struct {
+	*fuse.Server
+	fsys *filesystem
+}
 
 // Mount serves store at mountpoint with a direct mount(2) (root only; fusermount is not
 // used) and returns once the kernel has answered INIT, so the mount is ready. The store must
 // stay open until the server's Wait returns; the caller closes it after that.
-func Mount(store *meta.Store, mountpoint string, opts Options) (*fuse.Server, error) {
+func Mount(store *meta.Store, mountpoint string, opts Options) (*Server, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -60,7 +69,11 @@ func Mount(store *meta.Store, mountpoint string, opts Options) (*fuse.Server, er
 	if err != nil {
 		return nil, fmt.Errorf("read the root directory (inode %d) of the store: %w", meta.RootIno, err)
 	}
-	fsys := &filesystem{store: store, log: log, atime: atimePolicyOf(flags), open: make(map[uint64]int)}
+	fsys := &filesystem{store: store, log: log, atime: atimePolicyOf(flags), open: make(map[uint64]int),
+		swap: newSwapFiles(store), mounted: true}
+	if err := fsys.swap.repinAll(log); err != nil {
+		return nil, fmt.Errorf("pin the store's swapfiles: %w", err)
+	}
 	timeout := attrTimeout
 	protoLevel := slog.LevelWarn // go-fuse writes its rare complaints to the same logger
 	if opts.Debug {
@@ -69,12 +82,19 @@ func Mount(store *meta.Store, mountpoint string, opts Options) (*fuse.Server, er
 	gopts := &gofs.Options{
 		MountOptions: fuse.MountOptions{
 			// Root serves every user, as ext4 does; the kernel checks permissions.
-			AllowOther:        true,
-			Options:           []string{"default_permissions"},
-			Name:              "swapfs", // /proc/mounts type: fuse.swapfs
-			FsName:            opts.FsName,
-			MaxWrite:          maxWrite,
-			MaxBackground:     maxBackground,
+			AllowOther:    true,
+			Options:       []string{"default_permissions"},
+			Name:          "swapfs", // /proc/mounts type: fuse.swapfs
+			FsName:        opts.FsName,
+			MaxWrite:      maxWrite,
+			MaxBackground: maxBackground,
+			// Asynchronous direct I/O (io_submit, and the loop driver, which submits its
+			// direct I/O as aio) reaches us as parallel requests, instead of the kernel
+			// waiting for each before it sends the next.
+			ExtraCapabilities: fuse.CAP_ASYNC_DIO,
+			// Splicing request data through a pipe costs a copy and extra syscalls per
+			// WRITE; swapfs copies into its own aligned buffers anyway.
+			DisableSplice:     true,
 			DirectMount:       true,
 			DirectMountStrict: true,
 			DirectMountFlags:  flags,
@@ -92,7 +112,22 @@ func Mount(store *meta.Store, mountpoint string, opts Options) (*fuse.Server, er
 	if err != nil {
 		return nil, fmt.Errorf("mount fuse.swapfs on %s: %w", mountpoint, err)
 	}
-	return server, nil
+	// Loop devices name their backing file by st_dev and st_ino; st_dev of a FUSE mount is
+	// known only once it is mounted.
+	var st syscall.Stat_t
+	if err := syscall.Stat(mountpoint, &st); err != nil {
+		server.Unmount()
+		return nil, fmt.Errorf("stat the new mount %s: %w", mountpoint, err)
+	}
+	fsys.swap.dev = st.Dev
+	// As the kernel prints paths (sysfs backing_file): absolute, without symlinks.
+	if abs, err := filepath.Abs(mountpoint); err == nil {
+		if dir, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+			abs = filepath.Join(dir, filepath.Base(abs))
+		}
+		fsys.swap.mountpoint = abs
+	}
+	return &Server{Server: server, fsys: fsys}, nil
 }
 
 // kernelFlags maps mount(8)'s filesystem-independent options to mount(2) flags: with a

@@ -19,6 +19,9 @@ type filesystem struct {
 	store *meta.Store
 	log   *slog.Logger
 	atime atimePolicy
+	swap  *swapFiles
+	// mounted: served by go-fuse, so nodes can notify the kernel (tests use nodes without).
+	mounted bool
 
 	// mu guards open and orders OnForget's release of an orphan against new opens.
 	mu sync.Mutex

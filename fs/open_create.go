@@ -18,11 +18,17 @@ type fileHandle struct {
 	// noatime: opened with O_NOATIME (the kernel has checked that the caller may), so
 	// reads through this handle leave atime alone.
 	noatime bool
+	// writable: opened for writing; counted in swapFiles.writers.
+	writable bool
 }
 
 func newFileHandle(n *Node, flags uint32) *fileHandle {
 	n.fs.opened(n.ino)
-	return &fileHandle{node: n, noatime: flags&syscall.O_NOATIME != 0}
+	h := &fileHandle{node: n, noatime: flags&syscall.O_NOATIME != 0, writable: flags&syscall.O_ACCMODE != syscall.O_RDONLY}
+	if h.writable {
+		n.fs.swap.addWriter(n.ino, 1)
+	}
+	return h
 }
 
 // openFlags chooses how the kernel caches an open file. The page cache is kept across opens
@@ -41,6 +47,25 @@ func openFlags(flags uint32) uint32 {
 // it truncates with a separate SETATTR; O_TRUNC is still honoured here if a kernel sends it
 // (also with O_RDONLY, as Linux does: the kernel has checked write permission for it).
 func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	n.pinCandidate()
+	defer n.fs.swap.lock(n.ino).Unlock()
+	writable := flags&syscall.O_ACCMODE != syscall.O_RDONLY
+	if n.fs.swap.isPinned(n.ino) && !n.fromKernel(ctx) {
+		if writable && n.swapBusy("open for writing") {
+			return nil, 0, syscall.ETXTBSY
+		}
+		if writable && n.fs.swap.hasWriter(n.ino) {
+			// Most likely a second loop device: two swap areas on the same blocks. ETXTBSY,
+			// not EBUSY: losetup retries EBUSY for seconds, taking it for a busy loop device.
+			n.fs.log.Warn("refused a second open for writing of a swapfile (already attached to a loop device, or open for writing)", "ino", n.ino)
+			return nil, 0, syscall.ETXTBSY
+		}
+		if flags&syscall.O_TRUNC != 0 {
+			if errno := n.prepareChange("open O_TRUNC", true); errno != 0 {
+				return nil, 0, errno
+			}
+		}
+	}
 	if flags&syscall.O_TRUNC != 0 {
 		zero := uint64(0)
 		_, err := n.fs.store.SetAttr(n.ino, meta.SetAttr{Size: &zero})
@@ -48,6 +73,9 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 		if err != nil {
 			return nil, 0, n.errno("open", err)
 		}
+	}
+	if n.fs.swap.isPinned(n.ino) {
+		return newFileHandle(n, flags), swapOpenFlags, 0
 	}
 	return newFileHandle(n, flags), openFlags(flags), 0
 }
@@ -84,7 +112,11 @@ func (n *Node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse
 // Release closes a file handle.
 func (n *Node) Release(ctx context.Context, f gofs.FileHandle) syscall.Errno {
 	if h, ok := f.(*fileHandle); ok {
+		if h.writable {
+			n.fs.swap.addWriter(h.node.ino, -1)
+		}
 		h.node.fs.closed(h.node.ino)
 	}
+	n.pinCandidate()
 	return 0
 }
