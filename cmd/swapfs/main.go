@@ -3,6 +3,10 @@
 //	swapfs mkfs [--size SIZE | --device DEV] STORE
 //	swapfs mount [-f] [-o OPTS] STORE MOUNTPOINT
 //	swapfs fsck STORE
+//	swapfs mkswapfile --size SIZE [--priority N] [--label LABEL] PATH
+//	swapfs swapon [-p PRIO] [--discard] PATH
+//	swapfs swapoff PATH
+//	swapfs status [--json] [MOUNTPOINT]
 //
 // It is also a mount(8) helper: called as mount.swapfs or mount.fuse.swapfs (mount(8) looks
 // for /sbin/mount.TYPE), or as "swapfs STORE DIR -o OPTS" (how mount.fuse(8) calls a FUSE
@@ -33,6 +37,10 @@ const usage = `usage:
   swapfs mkfs [--size SIZE | --device DEV [--force]] [--inodes N] STORE
   swapfs mount [-f] [-o OPTS] STORE MOUNTPOINT
   swapfs fsck STORE
+  swapfs mkswapfile --size SIZE [--priority N] [--label LABEL] PATH
+  swapfs swapon [-p PRIO] [--discard] PATH   attach a loop device with direct I/O and swapon it
+  swapfs swapoff PATH
+  swapfs status [--json] [MOUNTPOINT]   swapfiles, swap I/O and daemon protections of the mounts
   swapfs help
 
   mount.swapfs STORE MOUNTPOINT [-sfnv] [-o OPTS]     (as called by mount(8))
@@ -50,6 +58,8 @@ Mount options (-o, comma-separated):
                      passed to the kernel
   defaults, auto, noauto, user, nouser, users, owner, group, _netdev, nofail,
   x-*, comment=*     fstab options for mount(8); accepted and ignored
+  swap=PATH[:PRIO]   once mounted, swapon PATH (relative to the mountpoint), as
+                     "swapfs swapon" does; repeatable
 `
 
 // errUsage marks an error in how the command was called; it prints the usage.
@@ -75,6 +85,14 @@ func run(args []string) int {
 		return mountMain(args[2:])
 	case "fsck":
 		return fsckMain(args[2:])
+	case "status":
+		return statusMain(args[2:])
+	case "mkswapfile":
+		return mkswapfileMain(args[2:])
+	case "swapon":
+		return swaponMain(args[2:])
+	case "swapoff":
+		return swapoffMain(args[2:])
 	case "help", "-h", "-help", "--help":
 		fmt.Print(usage)
 		return exitOK

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -114,17 +115,27 @@ func newMountRequest(store, mountpoint, opts string, sloppy bool) (mountRequest,
 
 func mountRun(req mountRequest) int {
 	if req.foreground {
-		return serve(req, reporterFromEnv())
+		// First of all: it may start this process again, which must find the ready pipe
+		// and its environment as they came.
+		fl := ensureIOFlusher(syscall.Exec)
+		return serve(req, reporterFromEnv(), fl)
 	}
 	return startDaemon(req)
 }
 
 // serve mounts and serves until the filesystem is unmounted: by umount(8), or by SIGTERM or
 // SIGINT. It reports progress to rep, which the starting process (or the terminal) reads.
-func serve(req mountRequest, rep *reporter) int {
+func serve(req mountRequest, rep *reporter, fl ioFlusherState) int {
+	started := time.Now()
 	logger := newLogger(req.opts.debug)
 	logger.Info("swapfs starting", "store", req.store, "mountpoint", req.mountpoint,
 		"options", req.opts.String(), "pid", os.Getpid(), "log", logDestination())
+	// Every mount, before it serves: any file of it may become active swap later.
+	hard := harden(logger, fl)
+	if path := os.Getenv(envCPUProfile); path != "" {
+		stopProfile := startCPUProfile(path, logger)
+		defer stopProfile()
+	}
 	store, err := openStore(req, logger, rep)
 	if err != nil {
 		logger.Error("mount failed", "err", err)
@@ -143,12 +154,31 @@ func serve(req mountRequest, rep *reporter) int {
 		return exitMountFail
 	}
 	logger.Info("mounted", "store", req.store, "mountpoint", req.mountpoint, "uuid", store.UUID())
+	// The socket is up before the parent hears "ready": swapon right after mount needs it.
+	sock := controlSocketPath(req.mountpoint)
+	ctl, err := startControl(sock, controlResponse{Pid: os.Getpid(), Store: req.store, Mountpoint: req.mountpoint},
+		started, server, hard, logger)
+	if err != nil {
+		logger.Error("no control socket: 'swapfs status' and 'swapfs swapon' cannot reach this daemon", "err", err)
+	} else {
+		logger.Info("control socket ready", "socket", sock)
+	}
 	// The handler goes in before the parent hears "ready": from then on a SIGTERM must
 	// unmount, not kill the daemon under a live mount.
-	stop := unmountOnSignal(req.mountpoint, logger)
+	stop := unmountOnSignal(req.mountpoint, server.ActiveSwapfiles, logger)
+	if len(req.opts.swaps) > 0 {
+		// Before "ready", so that mount(8) returns with the swap on, and says what failed.
+		activateSwaps(req.mountpoint, req.opts.swaps, func(msg string) {
+			logger.Info(msg)
+			rep.info("swapfs: " + msg)
+		})
+	}
 	rep.ready(req)
 	server.Wait()
 	stop()
+	if ctl != nil {
+		ctl.Close()
+	}
 	logger.Info("unmounted; closing the store", "mountpoint", req.mountpoint)
 	if err := store.Close(); err != nil {
 		logger.Error("closing the store failed; run 'swapfs fsck' on it", "store", req.store, "err", err)
@@ -209,8 +239,10 @@ func openStore(req mountRequest, logger *slog.Logger, rep *reporter) (*meta.Stor
 }
 
 // unmountOnSignal unmounts on SIGTERM or SIGINT; server.Wait then returns. A busy mount
-// stays mounted and served: the daemon must not leave a dead mount behind.
-func unmountOnSignal(mountpoint string, logger *slog.Logger) (stop func()) {
+// stays mounted and served: the daemon must not leave a dead mount behind. Nor is an unmount
+// even tried while a swapfile is active: the kernel refuses it anyway (the loop device holds
+// the file), and the reason to give is swapoff, not fuser.
+func unmountOnSignal(mountpoint string, activeSwap func() []string, logger *slog.Logger) (stop func()) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
 	// The daemon has no terminal (setsid); in the foreground a hangup is not a reason to
@@ -223,6 +255,12 @@ func unmountOnSignal(mountpoint string, logger *slog.Logger) (stop func()) {
 			case <-done:
 				return
 			case sig := <-ch:
+				if active := activeSwap(); len(active) > 0 {
+					logger.Warn(fmt.Sprintf("refusing to unmount: swapfile(s) %s active as swap; run "+
+						"'swapfs swapoff FILE' for each first; still serving", strings.Join(active, ", ")),
+						"signal", sig.String(), "mountpoint", mountpoint)
+					continue
+				}
 				logger.Info("signal received; unmounting", "signal", sig.String(), "mountpoint", mountpoint)
 				if err := unmountRetry(mountpoint); err != nil {
 					logger.Warn("cannot unmount; still serving", "mountpoint", mountpoint, "err", err)
@@ -256,4 +294,27 @@ func unmountRetry(mountpoint string) error {
 		return fmt.Errorf("%s is busy (files open or a process inside it; see 'fuser -vm %s'): %w", mountpoint, mountpoint, err)
 	}
 	return err
+}
+
+// envCPUProfile names a file for a CPU profile of the daemon from mount to unmount, for
+// finding where the time goes (make bench uses it).
+const envCPUProfile = "SWAPFS_CPUPROFILE"
+
+func startCPUProfile(path string, logger *slog.Logger) (stop func()) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		logger.Warn("no CPU profile", "path", path, "err", err)
+		if f != nil {
+			f.Close()
+		}
+		return func() {}
+	}
+	logger.Info("writing a CPU profile until unmount", "path", path)
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }

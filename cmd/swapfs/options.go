@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,39 @@ type mountOptions struct {
 	commit   time.Duration // 0: meta's default
 	kernel   []string      // passed to the kernel through fs.Options.KernelOptions
 	ignored  []string      // fstab options, or unknown ones under mount -s
+	swaps    []swapOption  // swap=RELPATH[:PRIO]: activated once the mount is ready
+}
+
+// swapOption is one swap= mount option.
+type swapOption struct {
+	path     string // relative to the mountpoint
+	priority int    // -1: the file's own (mkswapfile --priority) or the kernel's
+}
+
+func (s swapOption) String() string {
+	if s.priority < 0 {
+		return "swap=" + s.path
+	}
+	return fmt.Sprintf("swap=%s:%d", s.path, s.priority)
+}
+
+// parseSwapOption reads RELPATH[:PRIO]. The path cannot hold a comma (the option separator);
+// a colon is read as the priority separator only when what follows is a number.
+func parseSwapOption(v string) (swapOption, error) {
+	o := swapOption{path: v, priority: -1}
+	if i := strings.LastIndexByte(v, ':'); i >= 0 {
+		if p, err := strconv.Atoi(v[i+1:]); err == nil {
+			if p < 0 || p > 32767 {
+				return swapOption{}, fmt.Errorf("mount option swap=%s: priority %d is out of range 0..32767", v, p)
+			}
+			o.path, o.priority = v[:i], p
+		}
+	}
+	o.path = strings.TrimPrefix(path.Clean("/"+o.path), "/")
+	if o.path == "" || o.path == "." {
+		return swapOption{}, fmt.Errorf("mount option swap=%s: want swap=PATH[:PRIORITY], PATH relative to the mountpoint", v)
+	}
+	return o, nil
 }
 
 // kernelOptions are understood by the kernel itself (mount(8), "FILESYSTEM-INDEPENDENT
@@ -54,6 +88,12 @@ func parseMountOptions(s string, sloppy bool) (mountOptions, error) {
 				return mountOptions{}, err
 			}
 			o.commit = d
+		case name == "swap" && hasValue:
+			so, err := parseSwapOption(value)
+			if err != nil {
+				return mountOptions{}, err
+			}
+			o.swaps = append(o.swaps, so)
 		case kernelOptions[opt]:
 			o.kernel = append(o.kernel, opt)
 		case fstabOptions[opt], strings.HasPrefix(opt, "x-"), name == "comment" && hasValue:
@@ -90,5 +130,8 @@ func (o mountOptions) String() string {
 		parts = append(parts, fmt.Sprintf("commit=%d", int64(o.commit/time.Second)))
 	}
 	parts = append(parts, o.kernel...)
+	for _, s := range o.swaps {
+		parts = append(parts, s.String())
+	}
 	return strings.Join(parts, ",")
 }

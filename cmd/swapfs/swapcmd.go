@@ -1,0 +1,417 @@
+package main
+
+import (
+	"bufio"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/swapfs/swapfs/swap"
+)
+
+// priorityXattr keeps the priority given to mkswapfile, for swapon without -p.
+const priorityXattr = "user.swapfs.priority"
+
+// minSwapPages is the smallest swap area mkswap makes (the header and nine pages).
+const minSwapPages = 10
+
+// swapTarget is a file on a swapfs mount.
+type swapTarget struct {
+	path       string // absolute
+	mountpoint string
+	dev        uint64 // st_dev of the mount
+}
+
+// onSwapfs finds the swapfs mount that holds path (which need not exist yet: its directory
+// is looked at then).
+func onSwapfs(path string) (swapTarget, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return swapTarget{}, err
+	}
+	var st unix.Stat_t
+	probe := abs
+	if err := unix.Stat(probe, &st); errors.Is(err, unix.ENOENT) {
+		probe = filepath.Dir(abs)
+		err = unix.Stat(probe, &st)
+	}
+	if err != nil {
+		return swapTarget{}, fmt.Errorf("%s: %w", probe, err)
+	}
+	mnt, err := swapfsMountOf(st.Dev)
+	if err != nil {
+		return swapTarget{}, err
+	}
+	if mnt == "" {
+		return swapTarget{}, fmt.Errorf("%s is not on a swapfs mount", abs)
+	}
+	return swapTarget{path: abs, mountpoint: mnt, dev: st.Dev}, nil
+}
+
+// swapfsMountOf returns the mountpoint of the fuse.swapfs mount with device number dev, from
+// /proc/self/mountinfo; "" when there is none.
+func swapfsMountOf(dev uint64) (string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	want := fmt.Sprintf("%d:%d", unix.Major(dev), unix.Minor(dev))
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		sep := -1
+		for i, fl := range fields {
+			if fl == "-" {
+				sep = i
+				break
+			}
+		}
+		if sep < 0 || sep+1 >= len(fields) || len(fields) < 5 {
+			continue
+		}
+		if fields[2] == want && fields[sep+1] == fsType {
+			return unescapeMountField(fields[4]), nil
+		}
+	}
+	return "", sc.Err()
+}
+
+func inodeOf(path string) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return 0, fmt.Errorf("%s is not a regular file", path)
+	}
+	return st.Ino, nil
+}
+
+// pinThrough asks the daemon of t's mount to pin the file (a no-op for a pinned one) and
+// returns what it says of it.
+func pinThrough(t swapTarget) (swap.FileStatus, error) {
+	ino, err := inodeOf(t.path)
+	if err != nil {
+		return swap.FileStatus{}, err
+	}
+	resp, err := callDaemon(t.mountpoint, controlRequest{Op: "pin", Ino: ino})
+	if err != nil {
+		return swap.FileStatus{}, err
+	}
+	if resp.Error != "" {
+		return swap.FileStatus{}, fmt.Errorf("%s is not usable as a swapfile: %s", t.path, resp.Error)
+	}
+	if resp.File == nil {
+		return swap.FileStatus{}, fmt.Errorf("the swapfs daemon on %s sent no status for %s", t.mountpoint, t.path)
+	}
+	return *resp.File, nil
+}
+
+func mkswapfileMain(args []string) int {
+	fset := newFlagSet("mkswapfile")
+	sizeArg := fset.String("size", "", "size of the swapfile (K, M, G, T suffixes)")
+	prio := fset.Int("priority", -1, "swap priority swapon uses for it (0..32767); the kernel's default when absent")
+	label := fset.String("label", "", "swap area label (up to 16 bytes)")
+	fset.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: swapfs mkswapfile --size SIZE [--priority N] [--label LABEL] PATH")
+	}
+	rest, err := parseInterleaved(fset, args)
+	if err != nil || len(rest) != 1 || *sizeArg == "" {
+		fset.Usage()
+		return exitUsage
+	}
+	size, err := parseSize(*sizeArg)
+	if err == nil && size/swap.PageSize < minSwapPages {
+		err = fmt.Errorf("size %s is too small: a swap area needs at least %d pages", *sizeArg, minSwapPages)
+	}
+	if err == nil && *prio > 32767 {
+		err = fmt.Errorf("priority %d is out of range 0..32767", *prio)
+	}
+	if err == nil && len(*label) > 16 {
+		err = fmt.Errorf("label %q is longer than 16 bytes", *label)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "swapfs mkswapfile: %v\n", err)
+		return exitUsage
+	}
+	size -= size % swap.PageSize
+	st, err := makeSwapfile(rest[0], size, *prio, *label)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "swapfs mkswapfile: %v\n", err)
+		return exitFailure
+	}
+	fmt.Printf("swapfs: made swapfile %s: %s, %d usable pages in %d extent(s); activate it with 'swapfs swapon %s'\n",
+		st.Path, formatSize(uint64(size)), st.UsableBytes/swap.PageSize-1, st.Extents, rest[0])
+	return exitOK
+}
+
+// makeSwapfile creates path with mode 0600, allocates size bytes in one request (the
+// allocator gives it the longest runs free space has), writes every block with zeros and
+// then the swap header, which makes the daemon pin it. Any failure removes the file, so
+// nothing half-made or leaked remains.
+func makeSwapfile(path string, size int64, prio int, label string) (st swap.FileStatus, err error) {
+	t, err := onSwapfs(path)
+	if err != nil {
+		return st, err
+	}
+	f, err := os.OpenFile(t.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_DIRECT, 0o600)
+	if err != nil {
+		return st, err
+	}
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+		if err != nil {
+			if rerr := os.Remove(t.path); rerr != nil {
+				err = fmt.Errorf("%w (and removing the half-made %s failed: %v)", err, t.path, rerr)
+			}
+		}
+	}()
+	if err := f.Chmod(0o600); err != nil { // whatever the umask made of it
+		return st, err
+	}
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
+		if err == unix.ENOSPC {
+			return st, fmt.Errorf("not enough free space on %s for %s: %w", t.mountpoint, formatSize(uint64(size)), err)
+		}
+		return st, fmt.Errorf("allocate %s: %w", t.path, err)
+	}
+	if err := writeZeros(f, size); err != nil {
+		return st, err
+	}
+	var h swap.Header
+	h.LastPage = uint32(size/swap.PageSize - 1)
+	h.Label = label
+	if _, err := rand.Read(h.UUID[:]); err != nil {
+		return st, err
+	}
+	h.UUID[6] = h.UUID[6]&0x0f | 0x40 // version 4
+	h.UUID[8] = h.UUID[8]&0x3f | 0x80 // RFC 4122 variant
+	page, err := h.Encode()
+	if err != nil {
+		return st, err
+	}
+	buf := pageAligned(swap.PageSize)
+	copy(buf, page)
+	if _, err := f.WriteAt(buf, 0); err != nil {
+		return st, fmt.Errorf("write the swap header: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return st, fmt.Errorf("fsync %s: %w", t.path, err)
+	}
+	if prio >= 0 {
+		if err := unix.Fsetxattr(int(f.Fd()), priorityXattr, []byte(strconv.Itoa(prio)), 0); err != nil {
+			return st, fmt.Errorf("record the priority: %w", err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		f = nil
+		return st, err
+	}
+	f = nil
+	st, err = pinThrough(t)
+	if err == nil && !st.Pinned {
+		err = fmt.Errorf("the daemon did not pin %s", t.path)
+	}
+	return st, err
+}
+
+// writeZeros writes every block of f, with a progress line on a terminal for sizes where the
+// wait is noticeable.
+func writeZeros(f *os.File, size int64) error {
+	const chunk = 1 << 20
+	buf := pageAligned(chunk)
+	showProgress := size >= 256<<20 && isTerminal(os.Stderr)
+	start, last := time.Now(), time.Now()
+	for off := int64(0); off < size; {
+		n := min(int64(chunk), size-off)
+		if _, err := f.WriteAt(buf[:n], off); err != nil {
+			return fmt.Errorf("write %s at %d: %w", f.Name(), off, err)
+		}
+		off += n
+		if showProgress && (time.Since(last) > 200*time.Millisecond || off == size) {
+			last = time.Now()
+			fmt.Fprintf(os.Stderr, "\rswapfs: writing %s: %3d%% (%s of %s, %.0f MiB/s)", filepath.Base(f.Name()),
+				off*100/size, formatMiB(off), formatMiB(size), float64(off)/(1<<20)/time.Since(start).Seconds())
+		}
+	}
+	if showProgress {
+		fmt.Fprintln(os.Stderr)
+	}
+	return nil
+}
+
+func formatMiB(b int64) string { return fmt.Sprintf("%d MiB", b>>20) }
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// pageAligned returns n bytes of anonymous memory, page-aligned as O_DIRECT needs.
+func pageAligned(n int) []byte {
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		panic(fmt.Sprintf("mmap %d bytes: %v", n, err))
+	}
+	return b
+}
+
+func swaponMain(args []string) int {
+	fset := newFlagSet("swapon")
+	prio := fset.Int("p", -1, "swap priority (0..32767); default: the one given to mkswapfile, else the kernel's")
+	discard := fset.Bool("discard", false, "discard freed swap pages (passed to swapon(2))")
+	fset.Usage = func() { fmt.Fprintln(os.Stderr, "usage: swapfs swapon [-p PRIO] [--discard] PATH") }
+	rest, err := parseInterleaved(fset, args)
+	if err != nil || len(rest) != 1 {
+		fset.Usage()
+		return exitUsage
+	}
+	if *prio > 32767 {
+		fmt.Fprintf(os.Stderr, "swapfs swapon: priority %d is out of range 0..32767\n", *prio)
+		return exitUsage
+	}
+	dev, usedPrio, err := swaponFile(rest[0], *prio, *discard)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "swapfs swapon: %v\n", err)
+		return exitFailure
+	}
+	fmt.Printf("%s\n", dev)
+	if usedPrio >= 0 {
+		fmt.Fprintf(os.Stderr, "swapfs: %s is active swap on %s, priority %d\n", rest[0], dev, usedPrio)
+	} else {
+		fmt.Fprintf(os.Stderr, "swapfs: %s is active swap on %s\n", rest[0], dev)
+	}
+	return exitOK
+}
+
+// swaponFile pins path (through its daemon), attaches a loop device with direct I/O to it and
+// calls swapon(2) on the device. It returns the device.
+func swaponFile(path string, prio int, discard bool) (string, int, error) {
+	t, err := onSwapfs(path)
+	if err != nil {
+		return "", 0, err
+	}
+	st, err := pinThrough(t)
+	if err != nil {
+		return "", 0, err
+	}
+	if st.Loop != "" {
+		if st.Active {
+			return "", 0, fmt.Errorf("%s is already active swap on %s", t.path, st.Loop)
+		}
+		return "", 0, fmt.Errorf("%s is already attached to %s; detach it with 'losetup -d %s' or swapon that device", t.path, st.Loop, st.Loop)
+	}
+	if prio < 0 {
+		if v, err := getxattr(t.path, priorityXattr); err == nil {
+			if p, err := strconv.Atoi(v); err == nil && p >= 0 && p <= 32767 {
+				prio = p
+			}
+		}
+	}
+	dev, err := swap.AttachLoop(t.path, swap.LoopOptions{BlockSize: swap.PageSize})
+	if err != nil {
+		return "", 0, err
+	}
+	opts := swap.SwaponOptions{Priority: prio, HasPriority: prio >= 0, Discard: discard}
+	if err := swap.Swapon(dev, opts); err != nil {
+		if derr := swap.DetachLoop(dev); derr != nil {
+			err = fmt.Errorf("%w; detaching %s again failed too: %v", err, dev, derr)
+		}
+		return "", 0, err
+	}
+	return dev, prio, nil
+}
+
+func getxattr(path, name string) (string, error) {
+	buf := make([]byte, 64)
+	n, err := unix.Getxattr(path, name, buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}
+
+func swapoffMain(args []string) int {
+	fset := newFlagSet("swapoff")
+	fset.Usage = func() { fmt.Fprintln(os.Stderr, "usage: swapfs swapoff PATH") }
+	rest, err := parseInterleaved(fset, args)
+	if err != nil || len(rest) != 1 {
+		fset.Usage()
+		return exitUsage
+	}
+	devs, err := swapoffFile(rest[0])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "swapfs swapoff: %v\n", err)
+		return exitFailure
+	}
+	fmt.Fprintf(os.Stderr, "swapfs: %s is no longer swap; detached %s\n", rest[0], strings.Join(devs, ", "))
+	return exitOK
+}
+
+// swapoffFile calls swapoff(2) on every loop device backed by path that is active swap and
+// detaches them all.
+func swapoffFile(path string) ([]string, error) {
+	t, err := onSwapfs(path)
+	if err != nil {
+		return nil, err
+	}
+	ino, err := inodeOf(t.path)
+	if err != nil {
+		return nil, err
+	}
+	loops, err := swap.LoopsBackingIn(t.mountpoint, t.dev, ino)
+	if err != nil {
+		return nil, err
+	}
+	if len(loops) == 0 {
+		return nil, fmt.Errorf("%s is not attached to any loop device (not active swap)", t.path)
+	}
+	var devs []string
+	for _, l := range loops {
+		active, err := swap.IsActiveSwap(l.Device)
+		if err != nil {
+			return devs, err
+		}
+		if active {
+			if err := swap.Swapoff(l.Device); err != nil {
+				return devs, fmt.Errorf("swapoff %s: %w", l.Device, err)
+			}
+		}
+		if err := swap.DetachLoop(l.Device); err != nil {
+			return devs, err
+		}
+		devs = append(devs, l.Device)
+	}
+	return devs, nil
+}
+
+// activateSwaps runs swapon for every swap= mount option once the mount is ready, so one
+// fstab line brings up the filesystem and its swap. A failure is reported and logged; the
+// mount stays, as swapon -a leaves other swap areas when one fails.
+func activateSwaps(mountpoint string, swaps []swapOption, report func(string)) (failed int) {
+	for _, s := range swaps {
+		p := filepath.Join(mountpoint, s.path)
+		dev, prio, err := swaponFile(p, s.priority, false)
+		if err != nil {
+			report(fmt.Sprintf("swap=%s: %v", s.path, err))
+			failed++
+			continue
+		}
+		if prio >= 0 {
+			report(fmt.Sprintf("swap=%s: active on %s, priority %d", s.path, dev, prio))
+		} else {
+			report(fmt.Sprintf("swap=%s: active on %s", s.path, dev))
+		}
+	}
+	return failed
+}
