@@ -3,10 +3,12 @@ package integration
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestCLIErrors: mistakes get a message that names the problem and a non-zero exit, and
@@ -98,4 +100,43 @@ func TestReadOnly(t *testing.T) {
 	}
 	ro.Unmount()
 	assertSameTree(t, m.Store, before)
+}
+
+// TestMakeInstall runs "make install" into a DESTDIR and checks that the binary and the
+// mount(8) helper names land where mount(8) looks, pointing at the installed binary.
+func TestMakeInstall(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make is not installed")
+	}
+	dest := t.TempDir()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runCmd(5*time.Minute, nil, "make", "-C", root, "--no-print-directory", "install", "DESTDIR="+dest, "BIN="+filepath.Join(t.TempDir(), "swapfs"))
+	if r.err != nil || r.code != 0 {
+		t.Fatalf("make install: exit %d %v\n%s", r.code, r.err, r.out)
+	}
+	bin := filepath.Join(dest, "usr/local/bin/swapfs")
+	if st, err := os.Stat(bin); err != nil || st.Mode().Perm() != 0o755 {
+		t.Fatalf("installed binary %s: %v %v", bin, st, err)
+	}
+	for _, helper := range []string{"mount.swapfs", "mount.fuse.swapfs"} {
+		target, err := os.Readlink(filepath.Join(dest, "sbin", helper))
+		if err != nil || target != "/usr/local/bin/swapfs" {
+			t.Errorf("/sbin/%s -> %q, %v; want a link to /usr/local/bin/swapfs", helper, target, err)
+		}
+	}
+	if out := runCmd(time.Minute, nil, bin, "--help"); !strings.Contains(out.out, "mkfs") {
+		t.Errorf("installed binary --help does not list mkfs: %v\n%s", out.err, out.out)
+	}
+	r = runCmd(time.Minute, nil, "make", "-C", root, "--no-print-directory", "uninstall", "DESTDIR="+dest)
+	if r.err != nil || r.code != 0 {
+		t.Fatalf("make uninstall: exit %d %v\n%s", r.code, r.err, r.out)
+	}
+	for _, p := range []string{"usr/local/bin/swapfs", "sbin/mount.swapfs", "sbin/mount.fuse.swapfs"} {
+		if _, err := os.Lstat(filepath.Join(dest, p)); !os.IsNotExist(err) {
+			t.Errorf("after make uninstall, %s: %v", p, err)
+		}
+	}
 }

@@ -69,6 +69,9 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(binDir)
 	swapfsBin = filepath.Join(binDir, "swapfs")
+	// Control sockets of the tests' daemons go here, so that one left by a killed daemon
+	// goes away with the run instead of staying in /run/swapfs.
+	os.Setenv("SWAPFS_RUN_DIR", filepath.Join(binDir, "run"))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	build := exec.CommandContext(ctx, "go", "build", "-buildvcs=false", "-o", swapfsBin, "github.com/swapfs/swapfs/cmd/swapfs")
@@ -147,8 +150,10 @@ func leftovers() []string {
 // ours reports whether a swap area is a loop device or file the tests made. Called with
 // created locked.
 func ours(path string) bool {
-	if _, ok := created.loops[path]; ok {
-		return true
+	if backing, ok := created.loops[path]; ok {
+		// Still backed by what we attached: the device number alone may have been reused
+		// by another program since we detached it.
+		return loopBacking(path) == backing
 	}
 	for _, dir := range created.mounts {
 		if strings.HasPrefix(path, dir+"/") {

@@ -1,0 +1,413 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Memory pressure, confined: a memory-limited cgroup for the workload, a loop-device swap
+// area for the reference runs, and the swapload binary that does the work.
+
+const (
+	cgroupV1Root = "/sys/fs/cgroup/memory"
+	cgroupV2Root = "/sys/fs/cgroup"
+	// cgroupDrainTimeout bounds the wait for killed processes to leave a cgroup. A task
+	// faulting in from a slow swap device only dies when its I/O completes.
+	cgroupDrainTimeout = 60 * time.Second
+	// swapoffTimeout bounds one swapoff: it reads every page still on the device back in.
+	swapoffTimeout = 3 * time.Minute
+	// minTestSwapPriority beats the priorities swapon assigns by default (negative,
+	// falling); testSwapPriority goes higher still when the machine has areas above it.
+	minTestSwapPriority = 10
+	// maxTestSwap keeps a test's swap area small on a shared machine.
+	maxTestSwap = 1 << 30
+)
+
+// memCgroup is a memory cgroup made for one test. It is removed, and every process still in
+// it killed, when the test ends.
+type memCgroup struct {
+	t    testing.TB
+	Path string // directory in the cgroup filesystem
+	v2   bool
+}
+
+// newMemCgroup makes a cgroup whose processes may use limitBytes of memory and any amount of
+// swap. It skips t when this machine has no memory controller it can use.
+//
+// Cleanups run last-registered first: make the swap area a workload needs before its cgroup,
+// so that the workload is dead by the time its swap is turned off.
+func newMemCgroup(t testing.TB, limitBytes int64) *memCgroup {
+	t.Helper()
+	requireRoot(t)
+	v2, reason := memoryController()
+	if reason != "" {
+		t.Skip(reason)
+	}
+	var suffix [4]byte
+	if _, err := rand.Read(suffix[:]); err != nil {
+		t.Fatal(err)
+	}
+	name := "swapfs-test-" + hex.EncodeToString(suffix[:])
+	c := &memCgroup{t: t, v2: v2, Path: filepath.Join(cgroupV1Root, name)}
+	if v2 {
+		c.Path = filepath.Join(cgroupV2Root, name)
+	}
+	if err := os.Mkdir(c.Path, 0o755); err != nil {
+		t.Fatalf("make cgroup: %v", err)
+	}
+	t.Cleanup(c.cleanup)
+	limit := strconv.FormatInt(limitBytes, 10)
+	if v2 {
+		c.mustWrite("memory.max", limit)
+		// Absent when the kernel does not account swap; then swap is unlimited anyway.
+		if err := c.write("memory.swap.max", "max"); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("cgroup %s: %v", c.Path, err)
+		}
+		return c
+	}
+	// memory.memsw.limit_in_bytes (memory + swap) stays unlimited, as a new cgroup has it.
+	c.mustWrite("memory.limit_in_bytes", limit)
+	// Prefer swapping anonymous pages to dropping page cache; some kernels refuse this in a
+	// child cgroup, and the default still swaps.
+	if err := c.write("memory.swappiness", "100"); err != nil {
+		t.Logf("cgroup %s: memory.swappiness stays at the default: %v", c.Path, err)
+	}
+	return c
+}
+
+// memoryController says whether to use cgroup v2, or why no memory cgroup can be made.
+func memoryController() (v2 bool, reason string) {
+	if b, err := os.ReadFile(filepath.Join(cgroupV2Root, "cgroup.controllers")); err == nil {
+		if !strings.Contains(" "+string(b)+" ", " memory ") {
+			return true, "cgroup v2 without the memory controller: cannot confine memory pressure"
+		}
+		// Enabling it at the root would change the whole machine's hierarchy; we do not.
+		sub, _ := os.ReadFile(filepath.Join(cgroupV2Root, "cgroup.subtree_control"))
+		if !strings.Contains(" "+strings.TrimSpace(string(sub))+" ", " memory ") {
+			return true, "cgroup v2: memory is not in the root's cgroup.subtree_control, so a child cgroup would have no memory limit"
+		}
+		return true, ""
+	}
+	if _, err := os.Stat(filepath.Join(cgroupV1Root, "memory.limit_in_bytes")); err != nil {
+		return false, fmt.Sprintf("no cgroup memory controller (no %s/cgroup.controllers, no v1 hierarchy at %s: %v)", cgroupV2Root, cgroupV1Root, err)
+	}
+	return false, ""
+}
+
+// requireRoot skips t unless it runs as root, which cgroups, loop devices and swapon need.
+func requireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("not running as root: making cgroups, loop devices and swap areas needs root")
+	}
+}
+
+// Command returns a command that runs name inside the cgroup. A shell moves itself into the
+// cgroup and then execs name, so the workload is inside from its first instruction: no
+// window in which it allocates outside the limit, and no pid to write after a fork.
+func (c *memCgroup) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	script := `echo $$ > "$0" && exec "$@"`
+	argv := append([]string{"-c", script, filepath.Join(c.Path, "cgroup.procs"), name}, args...)
+	cmd := exec.CommandContext(ctx, "/bin/sh", argv...)
+	// Something the workload started could hold our pipes open; do not wait for it forever.
+	cmd.WaitDelay = 10 * time.Second
+	return cmd
+}
+
+// Pids lists the processes in the cgroup.
+func (c *memCgroup) Pids() ([]int, error) {
+	b, err := os.ReadFile(filepath.Join(c.Path, "cgroup.procs"))
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(b)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s/cgroup.procs: %q: %w", c.Path, f, err)
+		}
+		pids = append(pids, pid)
+	}
+	return pids, nil
+}
+
+// cleanup kills what is left in the cgroup (only that) and removes it.
+func (c *memCgroup) cleanup() {
+	t := c.t
+	t.Helper()
+	deadline := time.Now().Add(cgroupDrainTimeout)
+	for {
+		pids, err := c.Pids()
+		if errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		if err == nil && len(pids) == 0 {
+			// rmdir fails with EBUSY until the last exit has been accounted; retry.
+			err = os.Remove(c.Path)
+			if err == nil || errors.Is(err, os.ErrNotExist) {
+				return
+			}
+		}
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("cgroup %s: still there %v after killing its processes %v: %v", c.Path, cgroupDrainTimeout, pids, err)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// MaxUsage returns the most memory the cgroup's processes have used, in bytes.
+func (c *memCgroup) MaxUsage() (int64, error) {
+	if c.v2 {
+		return c.readInt("memory.peak")
+	}
+	return c.readInt("memory.max_usage_in_bytes")
+}
+
+// SwapUsage returns the swap the cgroup's processes hold now, in bytes.
+func (c *memCgroup) SwapUsage() (int64, error) {
+	if c.v2 {
+		return c.readInt("memory.swap.current")
+	}
+	stat, err := c.Stat()
+	if err != nil {
+		return 0, err
+	}
+	v, ok := stat["swap"]
+	if !ok {
+		return 0, fmt.Errorf("%s/memory.stat has no swap line: swap accounting is off", c.Path)
+	}
+	return v, nil
+}
+
+// Stat returns memory.stat as a map.
+func (c *memCgroup) Stat() (map[string]int64, error) {
+	f, err := os.Open(filepath.Join(c.Path, "memory.stat"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	stat := map[string]int64{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if v, err := strconv.ParseInt(value, 10, 64); ok && err == nil {
+			stat[name] = v
+		}
+	}
+	return stat, sc.Err()
+}
+
+func (c *memCgroup) readInt(file string) (int64, error) {
+	b, err := os.ReadFile(filepath.Join(c.Path, file))
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+}
+
+func (c *memCgroup) write(file, value string) error {
+	return os.WriteFile(filepath.Join(c.Path, file), []byte(value), 0)
+}
+
+func (c *memCgroup) mustWrite(file, value string) {
+	c.t.Helper()
+	if err := c.write(file, value); err != nil {
+		c.t.Fatalf("cgroup %s: %v", c.Path, err)
+	}
+}
+
+// swapload is the built workload binary, shared by the tests that run at the same time.
+var swapload struct {
+	sync.Mutex
+	users int    // tests holding it
+	dir   string // temporary directory of the binary, "" when not built
+	err   error
+}
+
+// buildSwapload returns the path of a freshly built cmd/swapload. Tests that overlap share
+// one build; the last of them to end removes it (TestMain, which could do this once, is not
+// ours to change).
+func buildSwapload(t testing.TB) string {
+	t.Helper()
+	swapload.Lock()
+	defer swapload.Unlock()
+	if swapload.users == 0 {
+		swapload.dir, swapload.err = buildSwaploadIn()
+	}
+	swapload.users++
+	t.Cleanup(releaseSwapload)
+	if swapload.err != nil {
+		t.Fatal(swapload.err)
+	}
+	return filepath.Join(swapload.dir, "swapload")
+}
+
+func buildSwaploadIn() (string, error) {
+	dir, err := os.MkdirTemp("", "swapload-")
+	if err != nil {
+		return "", err
+	}
+	r := runCmd(5*time.Minute, nil, "go", "build", "-buildvcs=false", "-o", filepath.Join(dir, "swapload"), "github.com/swapfs/swapfs/cmd/swapload")
+	if r.err != nil || r.code != 0 {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("go build ./cmd/swapload: exit %d %v\n%s", r.code, r.err, r.out)
+	}
+	return dir, nil
+}
+
+func releaseSwapload() {
+	swapload.Lock()
+	defer swapload.Unlock()
+	swapload.users--
+	if swapload.users == 0 {
+		if swapload.dir != "" {
+			os.RemoveAll(swapload.dir)
+		}
+		swapload.dir, swapload.err = "", nil
+	}
+}
+
+// newLoopSwap makes a swap area of sizeBytes (a multiple of 1 MiB) on a loop device over a
+// file in backingDir, as a native-filesystem reference for swapfs, and turns it on. When t
+// ends the area is turned off and the device detached. It returns the device.
+func newLoopSwap(t testing.TB, backingDir string, sizeBytes int64) string {
+	t.Helper()
+	requireRoot(t)
+	if sizeBytes <= 0 || sizeBytes > maxTestSwap || sizeBytes%(1<<20) != 0 {
+		t.Fatalf("newLoopSwap: size %d: want a multiple of 1 MiB up to %d", sizeBytes, maxTestSwap)
+	}
+	for _, tool := range []string{"dd", "mkswap", "losetup", "swapon", "swapoff"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed: %v", tool, err)
+		}
+	}
+	f, err := os.CreateTemp(backingDir, "loopswap-*.img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	backing := f.Name()
+	f.Close()
+	t.Cleanup(func() { os.Remove(backing) })
+	// Written blocks, not a sparse or fallocated file: swap I/O through the loop should
+	// measure the filesystem's data path, not its allocation of unwritten extents.
+	mustRun(t, "dd", "if=/dev/zero", "of="+backing, "bs=1M", fmt.Sprintf("count=%d", sizeBytes>>20), "conv=fsync", "status=none")
+	if err := os.Chmod(backing, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "mkswap", backing)
+	dev := strings.TrimSpace(mustRun(t, "losetup", "--direct-io=on", "--sector-size", "4096", "-f", "--show", backing))
+	if !strings.HasPrefix(dev, "/dev/loop") {
+		t.Fatalf("losetup --show printed %q, not a loop device", dev)
+	}
+	trackLoop(dev, backing)
+	t.Cleanup(func() { removeLoopSwap(t, dev, backing) })
+	mustRun(t, "swapon", "-p", strconv.Itoa(testSwapPriority(t)), dev)
+	return dev
+}
+
+// removeLoopSwap turns dev off as swap and detaches it, retrying while it is busy.
+func removeLoopSwap(t testing.TB, dev, backing string) {
+	t.Helper()
+	if _, on := swapUsed(dev); on {
+		var last result
+		for range 3 {
+			if last = runCmd(swapoffTimeout, nil, "swapoff", dev); last.code == 0 {
+				break
+			}
+			time.Sleep(time.Second)
+		}
+		if _, on := swapUsed(dev); on {
+			t.Errorf("swapoff %s: exit %d %v\n%s", dev, last.code, last.err, last.out)
+			// A device still in use as swap cannot be detached.
+			return
+		}
+	}
+	deadline := time.Now().Add(unmountTimeout)
+	var last result
+	for loopBacking(dev) == backing {
+		// losetup -d fails with EBUSY for a moment after swapoff releases the device.
+		last = runCmd(cmdTimeout, nil, "losetup", "-d", dev)
+		if time.Now().After(deadline) {
+			t.Errorf("losetup -d %s: still attached to %s after %v: exit %d %v\n%s", dev, backing, unmountTimeout, last.code, last.err, last.out)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// swapUsed returns how many bytes of swap area path are in use, and whether it is on.
+func swapUsed(path string) (int64, bool) {
+	b, err := os.ReadFile("/proc/swaps")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		// Filename Type Size Used Priority, sizes in KiB (mm/swapfile.c swap_show).
+		f := strings.Fields(line)
+		if len(f) >= 5 && unescape(f[0]) == path {
+			used, _ := strconv.ParseInt(f[3], 10, 64)
+			return used << 10, true
+		}
+	}
+	return 0, false
+}
+
+// testSwapPriority is a swap priority above every area already active, so that the kernel
+// fills the test's area and no other (swapon(2): a higher priority is used first; equal
+// priorities share pages round-robin, which would send the test's pages to an area that
+// may be some other run's, dead or full).
+func testSwapPriority(t testing.TB) int {
+	t.Helper()
+	prio := minTestSwapPriority
+	b, err := os.ReadFile("/proc/swaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n")[1:] {
+		if f := strings.Fields(line); len(f) >= 5 {
+			if p, err := strconv.Atoi(f[4]); err == nil && p >= prio {
+				prio = p + 1
+			}
+		}
+	}
+	if prio > math.MaxInt16 {
+		t.Fatalf("an active swap area has the highest priority (%d), so no test area can be preferred to it: %s", math.MaxInt16, strings.Join(swapAreas(), "; "))
+	}
+	if others := swapAreas(); len(others) > 0 {
+		t.Logf("swap areas already on this machine (ours gets priority %d, above them): %s", prio, strings.Join(others, "; "))
+	}
+	return prio
+}
+
+// swapAreas lists the active swap areas, as "NAME (used KiB/size KiB, priority P)".
+func swapAreas() []string {
+	b, err := os.ReadFile("/proc/swaps")
+	if err != nil {
+		return nil
+	}
+	var areas []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n")[1:] {
+		if f := strings.Fields(line); len(f) >= 5 {
+			areas = append(areas, fmt.Sprintf("%s (%s/%s KiB used, priority %s)", f[0], f[3], f[2], f[4]))
+		}
+	}
+	return areas
+}

@@ -1,0 +1,760 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/swapfs/swapfs/swap"
+)
+
+// The tests here follow ../shared/swap-semantics.md; "item N" refers to its numbered list.
+
+const testSwapSize = 64 << 20
+
+func requireSwapTools(t testing.TB) {
+	t.Helper()
+	requireEnv(t)
+	for _, tool := range []string{"losetup", "mkswap", "swapon", "swapoff"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s (util-linux) is not installed", tool)
+		}
+	}
+	if _, err := os.Stat("/dev/loop-control"); err != nil {
+		t.Skipf("no loop devices here: %v", err)
+	}
+}
+
+// swapDevice is a swap area the test made active; Cleanup removes it.
+type swapDevice struct {
+	dev  string
+	file string
+}
+
+// releaseSwap swaps off and detaches dev if they still are active and attached; it is the
+// cleanup of every swap area on swapfs, so it must run before the mount's own cleanup
+// (t.Cleanup is last-in, first-out: register after mountStore).
+func releaseSwap(t testing.TB, dev string) {
+	t.Helper()
+	if backing := loopBacking(dev); backing != "" {
+		removeLoopSwap(t, dev, backing)
+	}
+}
+
+// swapActive reports whether dev is in /proc/swaps.
+func swapActive(dev string) bool {
+	_, on := swapUsed(dev)
+	return on
+}
+
+// swaponSwapfs runs "swapfs swapon ARGS FILE" and returns the loop device it printed.
+func swaponSwapfs(t testing.TB, m *swapfsMount, file string, args ...string) swapDevice {
+	t.Helper()
+	r := swapfs(m.logDir, append(append([]string{"swapon"}, args...), file)...)
+	dev := strings.TrimSpace(strings.SplitN(r.out, "\n", 2)[0])
+	if strings.HasPrefix(dev, "/dev/loop") {
+		trackLoop(dev, loopBacking(dev))
+		t.Cleanup(func() { releaseSwap(t, dev) })
+	}
+	if r.err != nil || r.code != 0 || !strings.HasPrefix(dev, "/dev/loop") {
+		m.dumpLog()
+		t.Fatalf("swapfs swapon %s: exit %d %v\n%s", file, r.code, r.err, r.out)
+	}
+	return swapDevice{dev: dev, file: file}
+}
+
+// swaponRecipe is the plain recipe: losetup --direct-io=on, then swapon(8) on the device.
+func swaponRecipe(t testing.TB, file string, sectorSize int) swapDevice {
+	t.Helper()
+	args := []string{"--direct-io=on", "-f", "--show"}
+	if sectorSize != 0 {
+		args = append(args, "--sector-size", strconv.Itoa(sectorSize))
+	}
+	r := runCmd(cmdTimeout, nil, "losetup", append(args, file)...)
+	dev := strings.TrimSpace(r.out)
+	if r.err != nil || r.code != 0 || !strings.HasPrefix(dev, "/dev/loop") {
+		t.Fatalf("losetup %s: exit %d %v\n%s", file, r.code, r.err, r.out)
+	}
+	trackLoop(dev, loopBacking(dev))
+	t.Cleanup(func() { releaseSwap(t, dev) })
+	if r := runCmd(cmdTimeout, nil, "swapon", dev); r.err != nil || r.code != 0 {
+		t.Fatalf("swapon %s: exit %d %v\n%s", dev, r.code, r.err, r.out)
+	}
+	return swapDevice{dev: dev, file: file}
+}
+
+func mkswapfile(t testing.TB, m *swapfsMount, file string, args ...string) {
+	t.Helper()
+	r := swapfs(m.logDir, append(append([]string{"mkswapfile"}, args...), file)...)
+	if r.err != nil || r.code != 0 {
+		m.dumpLog()
+		t.Fatalf("swapfs mkswapfile %s: exit %d %v\n%s", file, r.code, r.err, r.out)
+	}
+}
+
+// statusJSON is the part of "swapfs status --json" the tests read.
+type statusJSON struct {
+	Swap struct {
+		Files []struct {
+			Path     string `json:"path"`
+			Pinned   bool   `json:"pinned"`
+			Active   bool   `json:"active"`
+			Loop     string `json:"loop"`
+			Extents  int    `json:"extents"`
+			Usable   int64  `json:"usable_bytes"`
+			Priority int    `json:"priority"`
+		} `json:"files"`
+		IO struct {
+			Reads   uint64 `json:"reads"`
+			Writes  uint64 `json:"writes"`
+			Refused uint64 `json:"refused"`
+		} `json:"io"`
+	} `json:"swap"`
+}
+
+func swapStatus(t testing.TB, m *swapfsMount) statusJSON {
+	t.Helper()
+	r := swapfs(m.logDir, "status", "--json", m.Dir)
+	if r.err != nil || r.code != 0 {
+		t.Fatalf("swapfs status --json: exit %d %v\n%s", r.code, r.err, r.out)
+	}
+	var st statusJSON
+	// The reply may be wrapped in a list, one per mount: take the first object.
+	out := strings.TrimSpace(r.out)
+	if strings.HasPrefix(out, "[") {
+		var list []json.RawMessage
+		if err := json.Unmarshal([]byte(out), &list); err != nil || len(list) == 0 {
+			t.Fatalf("swapfs status --json: %v\n%s", err, out)
+		}
+		out = string(list[0])
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("swapfs status --json: %v\n%s", err, out)
+	}
+	return st
+}
+
+func errnoOf(err error) syscall.Errno {
+	var e syscall.Errno
+	if errors.As(err, &e) {
+		return e
+	}
+	return 0
+}
+
+// wantRefused checks that what returns err was refused with want.
+func wantRefused(t testing.TB, what string, err error, want syscall.Errno) {
+	t.Helper()
+	if got := errnoOf(err); got != want {
+		t.Errorf("%s on an active swapfile: %v, want %v", what, err, want)
+	}
+}
+
+func freeBlocks(t testing.TB, dir string) uint64 {
+	t.Helper()
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Bfree
+}
+
+// TestSwapfileActiveSemantics: items 1, 2, 5, 6, 7, 8, 10 and 12 on a swapfile made by
+// swapfs mkswapfile and activated by swapfs swapon.
+func TestSwapfileActiveSemantics(t *testing.T) {
+	requireSwapTools(t)
+	m := mountStore(t)
+	f := filepath.Join(m.Dir, "swapfile")
+	freeBefore := freeBlocks(t, m.Dir)
+	mkswapfile(t, m, f, "--size", "64M", "--priority", "5", "--label", "itest")
+
+	// Item 1 and 2: 0600, every block allocated, pinned.
+	var st unix.Stat_t
+	if err := unix.Stat(f, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode&0o7777 != 0o600 || st.Size != testSwapSize || st.Blocks != testSwapSize/512 {
+		t.Errorf("mkswapfile made mode %o size %d blocks %d; want 0600, %d bytes, all allocated", st.Mode&0o7777, st.Size, st.Blocks, testSwapSize)
+	}
+	if out := mustRun(t, "swaplabel", f); !strings.Contains(out, "itest") {
+		t.Errorf("swaplabel does not show the label:\n%s", out)
+	}
+	// Item 7's other half: a swapfile open for writing elsewhere is not attached, so no
+	// writable handle but the loop device's can exist while it is active.
+	writer, err := os.OpenFile(f, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := swapfs(m.logDir, "swapon", f); r.code == 0 {
+		dev := strings.TrimSpace(strings.SplitN(r.out, "\n", 2)[0])
+		trackLoop(dev, loopBacking(dev))
+		t.Cleanup(func() { releaseSwap(t, dev) })
+		t.Fatalf("swapfs swapon of a swapfile open for writing elsewhere succeeded")
+	}
+	writer.Close()
+	// A read-only fd from before activation; every change through it must be refused.
+	early, err := os.Open(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer early.Close()
+
+	sw := swaponSwapfs(t, m, f)
+	if !swapActive(sw.dev) {
+		t.Fatalf("%s is not in /proc/swaps", sw.dev)
+	}
+	base := filepath.Base(sw.dev)
+	if dio, _ := os.ReadFile("/sys/block/" + base + "/loop/dio"); strings.TrimSpace(string(dio)) != "1" {
+		t.Errorf("%s does not do direct I/O (loop/dio = %q)", sw.dev, dio)
+	}
+	if lbs, _ := os.ReadFile("/sys/block/" + base + "/queue/logical_block_size"); strings.TrimSpace(string(lbs)) != "4096" {
+		t.Errorf("%s logical block size %q, want 4096", sw.dev, lbs)
+	}
+	if b, _ := os.ReadFile("/proc/swaps"); !strings.Contains(string(b), sw.dev) || !swapPriorityIs(string(b), sw.dev, 5) {
+		t.Errorf("/proc/swaps does not show %s with mkswapfile's priority 5:\n%s", sw.dev, b)
+	}
+	status := swapStatus(t, m)
+	if len(status.Swap.Files) != 1 || !status.Swap.Files[0].Active || status.Swap.Files[0].Loop != sw.dev || !status.Swap.Files[0].Pinned {
+		t.Errorf("swapfs status does not show the active swapfile: %+v", status.Swap.Files)
+	}
+
+	// Item 5: writes from anything but the loop device, truncate, fallocate, copy_file_range.
+	if fd, err := unix.Open(f, unix.O_WRONLY, 0); err == nil {
+		_, err = unix.Pwrite(fd, []byte("x"), 8192)
+		unix.Close(fd)
+		wantRefused(t, "write through a new fd", err, syscall.ETXTBSY)
+	} else {
+		wantRefused(t, "open for writing", err, syscall.ETXTBSY)
+	}
+	if fd, err := unix.Open(f, unix.O_RDWR|unix.O_DIRECT, 0); err == nil {
+		unix.Close(fd)
+		t.Error("open O_RDWR|O_DIRECT of an active swapfile succeeded")
+	} else {
+		wantRefused(t, "open O_DIRECT for writing", err, syscall.ETXTBSY)
+	}
+	wantRefused(t, "truncate to the same size", os.Truncate(f, testSwapSize), syscall.ETXTBSY)
+	wantRefused(t, "truncate to 0", os.Truncate(f, 0), syscall.ETXTBSY)
+	// fallocate and copy_file_range into F need a writable fd, which open refuses (above).
+	other := filepath.Join(m.Dir, "other")
+	if err := os.WriteFile(other, make([]byte, 8192), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o, err := os.OpenFile(other, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	_, err = unix.CopyFileRange(int(early.Fd()), nil, int(o.Fd()), nil, 4096, 0)
+	wantRefused(t, "copy_file_range out of it", err, syscall.ETXTBSY)
+	if b, err := unix.Mmap(int(early.Fd()), 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err == nil {
+		unix.Munmap(b)
+		t.Error("shared writable mmap of an active swapfile succeeded")
+	}
+
+	// Item 6: names stay; metadata and reads work.
+	wantRefused(t, "unlink", os.Remove(f), syscall.EPERM)
+	wantRefused(t, "rename", os.Rename(f, f+".moved"), syscall.EPERM)
+	wantRefused(t, "rename onto", os.Rename(other, f), syscall.EPERM)
+	if err := os.Link(f, f+".link"); err != nil {
+		t.Errorf("link: %v", err)
+	}
+	wantRefused(t, "unlink of the second name", os.Remove(f+".link"), syscall.EPERM)
+	for what, err := range map[string]error{
+		"chmod":  os.Chmod(f, 0o600),
+		"chown":  os.Chown(f, 0, 0),
+		"utimes": os.Chtimes(f, time.Now(), time.Now()),
+	} {
+		if err != nil {
+			t.Errorf("%s of an active swapfile: %v", what, err)
+		}
+	}
+	head := make([]byte, 4096)
+	if _, err := early.ReadAt(head, 0); err != nil || string(head[4086:]) != "SWAPSPACE2" {
+		t.Errorf("buffered read of the header: %v", err)
+	}
+	if fd, err := unix.Open(f, unix.O_RDONLY|unix.O_DIRECT, 0); err != nil {
+		t.Errorf("open O_DIRECT for reading: %v", err)
+	} else {
+		buf := alignedPage()
+		if _, err := unix.Pread(fd, buf, 0); err != nil || string(buf[4086:4096]) != "SWAPSPACE2" {
+			t.Errorf("O_DIRECT read of the header: %v", err)
+		}
+		unix.Close(fd)
+	}
+
+	// Item 7: no second attachment.
+	if r := runCmd(cmdTimeout, nil, "losetup", "--direct-io=on", "-f", "--show", f); r.code == 0 {
+		dev := strings.TrimSpace(r.out)
+		trackLoop(dev, loopBacking(dev))
+		t.Cleanup(func() { releaseSwap(t, dev) })
+		t.Errorf("losetup attached the active swapfile a second time (%s)", dev)
+	}
+	if r := swapfs(m.logDir, "swapon", f); r.code == 0 {
+		t.Errorf("swapfs swapon of an active swapfile succeeded:\n%s", r.out)
+	} else if !strings.Contains(r.out, "already active") {
+		t.Errorf("swapfs swapon twice: the message does not say why:\n%s", r.out)
+	}
+
+	// Item 8: fsync of the file and a flush of the loop device return promptly.
+	start := time.Now()
+	if err := early.Sync(); err != nil {
+		t.Errorf("fsync: %v", err)
+	}
+	if fd, err := unix.Open(sw.dev, unix.O_RDONLY, 0); err == nil {
+		if err := unix.Fsync(fd); err != nil {
+			t.Errorf("fsync %s: %v", sw.dev, err)
+		}
+		unix.Close(fd)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("fsync of the swapfile and its loop device took %v", d)
+	}
+
+	// Item 10: umount is refused while swap is active.
+	if err := unix.Unmount(m.Dir, 0); err == nil {
+		t.Fatal("umount succeeded under an active swapfile")
+	} else if err != unix.EBUSY {
+		t.Errorf("umount under an active swapfile: %v, want EBUSY", err)
+	}
+
+	if st := swapStatus(t, m); st.Swap.IO.Refused == 0 {
+		t.Errorf("status counts no refused operations: %+v", st.Swap.IO)
+	}
+
+	// Item 12: after swapoff everything works again and the blocks come back.
+	r := swapfs(m.logDir, "swapoff", f)
+	if r.err != nil || r.code != 0 {
+		t.Fatalf("swapfs swapoff: exit %d %v\n%s", r.code, r.err, r.out)
+	}
+	if swapActive(sw.dev) || loopBacking(sw.dev) != "" {
+		t.Errorf("after swapfs swapoff %s is still active or attached", sw.dev)
+	}
+	if w, err := os.OpenFile(f, os.O_RDWR, 0); err != nil {
+		t.Errorf("open for writing after swapoff: %v", err)
+	} else {
+		if _, err := w.WriteAt([]byte("x"), 8192); err != nil {
+			t.Errorf("write after swapoff: %v", err)
+		}
+		for _, mode := range []uint32{unix.FALLOC_FL_KEEP_SIZE, unix.FALLOC_FL_PUNCH_HOLE | unix.FALLOC_FL_KEEP_SIZE} {
+			if err := unix.Fallocate(int(w.Fd()), mode, 0, 4096); err != nil {
+				t.Errorf("fallocate mode %d after swapoff: %v", mode, err)
+			}
+		}
+		w.Close()
+	}
+	early.Close()
+	for _, p := range []string{f + ".link", f} {
+		if err := os.Remove(p); err != nil {
+			t.Errorf("remove %s after swapoff: %v", p, err)
+		}
+	}
+	o.Close()
+	if err := os.Remove(other); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the swapfile's blocks come back", func() bool { return freeBlocks(t, m.Dir) >= freeBefore })
+}
+
+func swapPriorityIs(procSwaps, dev string, prio int) bool {
+	for _, line := range strings.Split(procSwaps, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 5 && f[0] == dev {
+			return f[4] == strconv.Itoa(prio)
+		}
+	}
+	return false
+}
+
+func alignedPage() []byte {
+	b, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(d); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Errorf("%s: not after %v", what, d)
+			return
+		}
+	}
+}
+
+// TestSwapfilePlainRecipe: fallocate + chmod + mkswap, then losetup --direct-io=on and
+// swapon(8): swapfs pins the file and enforces the same rules (items 1, 5, 6, 13).
+func TestSwapfilePlainRecipe(t *testing.T) {
+	requireSwapTools(t)
+	m := mountStore(t)
+	f := filepath.Join(m.Dir, "swap.img")
+	mustRun(t, "fallocate", "-l", "64M", f)
+	mustRun(t, "chmod", "600", f)
+	mustRun(t, "mkswap", f)
+	st := swapStatus(t, m)
+	if len(st.Swap.Files) != 1 || !st.Swap.Files[0].Pinned || st.Swap.Files[0].Path != "/swap.img" {
+		t.Fatalf("mkswap did not pin the file: %+v", st.Swap.Files)
+	}
+	extents := st.Swap.Files[0].Extents
+	sw := swaponRecipe(t, f, 0) // losetup's default 512-byte sectors
+	if err := os.Truncate(f, 0); errnoOf(err) != syscall.ETXTBSY {
+		t.Errorf("truncate under the plain recipe: %v, want ETXTBSY", err)
+	}
+	if err := os.Remove(f); errnoOf(err) != syscall.EPERM {
+		t.Errorf("unlink under the plain recipe: %v, want EPERM", err)
+	}
+	st = swapStatus(t, m)
+	if len(st.Swap.Files) != 1 || !st.Swap.Files[0].Active || st.Swap.Files[0].Loop != sw.dev {
+		t.Errorf("status does not see the plain recipe's loop device as active: %+v", st.Swap.Files)
+	}
+	releaseSwap(t, sw.dev)
+	// Item 13: across a remount the file stays a swapfile with the same map.
+	m.Unmount()
+	m2 := mountStore(t, withStore(m.Store))
+	st = swapStatus(t, m2)
+	if len(st.Swap.Files) != 1 || !st.Swap.Files[0].Pinned || st.Swap.Files[0].Extents != extents {
+		t.Errorf("after remount: %+v, want the file pinned with %d extents", st.Swap.Files, extents)
+	}
+}
+
+// TestMkswapfileENOSPC: item 15: a swapfile larger than the free space fails cleanly.
+func TestMkswapfileENOSPC(t *testing.T) {
+	requireEnv(t)
+	store := filepath.Join(t.TempDir(), "store")
+	mkfs(t, store, "--size", "32M")
+	m := mountStore(t, withStore(store))
+	before := freeBlocks(t, m.Dir)
+	f := filepath.Join(m.Dir, "big")
+	r := swapfs(m.logDir, "mkswapfile", "--size", "64M", f)
+	if r.code == 0 {
+		t.Fatalf("mkswapfile of 64 MiB on a 32 MiB volume succeeded:\n%s", r.out)
+	}
+	if !strings.Contains(r.out, "space") {
+		t.Errorf("the message does not say it is about space:\n%s", r.out)
+	}
+	if _, err := os.Lstat(f); !os.IsNotExist(err) {
+		t.Errorf("mkswapfile left %s behind: %v", f, err)
+	}
+	if after := freeBlocks(t, m.Dir); after != before {
+		t.Errorf("free blocks %d -> %d after a failed mkswapfile", before, after)
+	}
+}
+
+// TestSwaponRefusesNonSwapfile: item 4 from the command line: a file without a valid header
+// is not attached, and the message says what is wrong.
+func TestSwaponRefusesNonSwapfile(t *testing.T) {
+	requireSwapTools(t)
+	m := mountStore(t)
+	f := filepath.Join(m.Dir, "plain")
+	if err := os.WriteFile(f, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := swapfs(m.logDir, "swapon", f)
+	if r.code == 0 {
+		dev := strings.TrimSpace(r.out)
+		t.Cleanup(func() { releaseSwap(t, dev) })
+		t.Fatalf("swapfs swapon of a file without a swap header succeeded:\n%s", r.out)
+	}
+	if !strings.Contains(r.out, "signature") {
+		t.Errorf("the refusal does not say what is wrong:\n%s", r.out)
+	}
+	if out, _ := os.ReadFile("/proc/swaps"); strings.Contains(string(out), f) {
+		t.Error("a loop device on the file was left in /proc/swaps")
+	}
+}
+
+// TestSwapMountOption: swap=PATH:PRIO brings the swapfile up with the mount, as one fstab
+// line does at boot.
+func TestSwapMountOption(t *testing.T) {
+	requireSwapTools(t)
+	m := mountStore(t)
+	mkswapfile(t, m, filepath.Join(m.Dir, "sw"), "--size", "32M")
+	if err := os.Mkdir(filepath.Join(m.Dir, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mkswapfile(t, m, filepath.Join(m.Dir, "d", "sw2"), "--size", "16M")
+	m.Unmount()
+
+	m2 := mountStore(t, withStore(m.Store), withOptions("swap=sw:7,swap=d/sw2"))
+	st := swapStatus(t, m2)
+	for _, f := range st.Swap.Files {
+		if f.Loop != "" {
+			dev := f.Loop
+			trackLoop(dev, loopBacking(dev))
+			t.Cleanup(func() { releaseSwap(t, dev) })
+		}
+	}
+	if len(st.Swap.Files) != 2 {
+		t.Fatalf("status after mount with swap=: %+v", st.Swap.Files)
+	}
+	procSwaps, _ := os.ReadFile("/proc/swaps")
+	for _, f := range st.Swap.Files {
+		if !f.Active {
+			t.Errorf("%s is not active after the mount: %+v\n%s", f.Path, f, procSwaps)
+		}
+		if f.Path == "/sw" && !swapPriorityIs(string(procSwaps), f.Loop, 7) {
+			t.Errorf("/sw is not active with priority 7:\n%s", procSwaps)
+		}
+	}
+}
+
+// TestSwapDaemonKilled: item 14. The daemon dies (SIGKILL) while a process has pages in its
+// swapfile: swapping those pages in fails loudly (the process is killed or reports the
+// error; it never goes on with wrong data), and after cleanup a fresh mount finds the
+// swapfile and the rest of the filesystem intact, fsck clean.
+func TestSwapDaemonKilled(t *testing.T) {
+	requireSwapTools(t)
+	requireRoot(t)
+	if _, reason := memoryController(); reason != "" {
+		t.Skip(reason)
+	}
+	m := mountStore(t)
+	keep := filepath.Join(m.Dir, "keep")
+	keepData := []byte(strings.Repeat("intact ", 10000))
+	if err := os.WriteFile(keep, keepData, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(m.Dir, "swapfile")
+	mkswapfile(t, m, f, "--size", "256M")
+	sw := swaponSwapfs(t, m, f, "-p", strconv.Itoa(testSwapPriority(t)))
+	mapBefore := swapStatus(t, m).Swap.Files[0].Extents
+	// A second, healthy mount with active swap: a dead mount's loop device must not
+	// stop anyone from managing their own swapfiles.
+	other := mountStore(t)
+	otherFile := filepath.Join(other.Dir, "swapfile")
+	mkswapfile(t, other, otherFile, "--size", "16M")
+	otherSw := swaponSwapfs(t, other, otherFile, "-p", "-5")
+
+	bin := buildSwapload(t)
+	cg := newMemCgroup(t, 64<<20)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := cg.Command(ctx, bin, "-size", "192", "-rounds", "1000", "-timeout", "2m")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	// Wait until the workload has pages in the swapfile.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if used, _ := swapUsed(sw.dev); used >= 32<<20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the workload put nothing in %s within a minute:\n%s", sw.dev, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := syscall.Kill(m.pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("the workload ended well although its swap died under it:\n%s", out.String())
+		} else {
+			t.Logf("the workload failed loudly, as it must: %v\n%s", err, tail(out.String(), 8))
+		}
+		if strings.Contains(out.String(), `"mismatches":`) && !strings.Contains(out.String(), `"mismatches":0`) {
+			t.Errorf("the workload read wrong data instead of failing:\n%s", out.String())
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("the workload neither finished nor failed within 2 minutes of the daemon's death (hung)")
+	}
+
+	// Once the kernel's cached attributes expire, the dead mount's loop device answers
+	// LOOP_GET_STATUS64 with ENOTCONN.
+	var dead swap.LoopInfo
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		loops, err := swap.Loops()
+		if err != nil {
+			t.Fatalf("listing loop devices beside one over a dead mount: %v", err)
+		}
+		dead = swap.LoopInfo{}
+		for _, l := range loops {
+			if l.Device == sw.dev {
+				dead = l
+			}
+		}
+		if errors.Is(dead.Err, syscall.ENOTCONN) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("loop device %s over the dead mount listed as %+v for 10 s; want Err ENOTCONN", sw.dev, dead)
+		}
+	}
+	if dead.BackingFile != f || !dead.DirectIO {
+		t.Errorf("loop device over the dead mount listed as %+v; want its backing file %s (from sysfs) and dio", dead, f)
+	}
+	if r := swapfs(other.logDir, "swapoff", otherFile); r.code != 0 || swapActive(otherSw.dev) {
+		t.Errorf("swapfs swapoff on a healthy mount beside a dead one: exit %d %v\n%s", r.code, r.err, r.out)
+	}
+
+	// Cleanup as an administrator would: swap off, detach, unmount the dead mount.
+	releaseSwap(t, sw.dev)
+	if err := unmountDir(m.Dir); err != nil {
+		t.Fatalf("unmount the dead mount: %v", err)
+	}
+	m.unmounted = true
+	requireClean(t, m.Store)
+
+	m2 := mountStore(t, withStore(m.Store))
+	if got, err := os.ReadFile(filepath.Join(m2.Dir, "keep")); err != nil || string(got) != string(keepData) {
+		t.Errorf("after the crash the other file reads %d bytes, %v", len(got), err)
+	}
+	st := swapStatus(t, m2)
+	if len(st.Swap.Files) != 1 || !st.Swap.Files[0].Pinned || st.Swap.Files[0].Extents != mapBefore {
+		t.Errorf("after the crash the swapfile is %+v; want it pinned with %d extents", st.Swap.Files, mapBefore)
+	}
+	sw2 := swaponSwapfs(t, m2, filepath.Join(m2.Dir, "swapfile"))
+	releaseSwap(t, sw2.dev)
+}
+
+// TestSwapDiscardKeepsBlocks: item 9. Discards through the loop device (blkdiscard before
+// swapon, swapon --discard) never unmap the swapfile's blocks: st_blocks and the pinned map
+// stay as they were.
+func TestSwapDiscardKeepsBlocks(t *testing.T) {
+	requireSwapTools(t)
+	if _, err := exec.LookPath("blkdiscard"); err != nil {
+		t.Skip("blkdiscard (util-linux) is not installed")
+	}
+	m := mountStore(t)
+	f := filepath.Join(m.Dir, "swapfile")
+	mkswapfile(t, m, f, "--size", "32M")
+	var before unix.Stat_t
+	if err := unix.Stat(f, &before); err != nil {
+		t.Fatal(err)
+	}
+	extents := swapStatus(t, m).Swap.Files[0].Extents
+
+	r := runCmd(cmdTimeout, nil, "losetup", "--direct-io=on", "--sector-size", "4096", "-f", "--show", f)
+	dev := strings.TrimSpace(r.out)
+	if r.code != 0 || !strings.HasPrefix(dev, "/dev/loop") {
+		t.Fatalf("losetup: exit %d %v\n%s", r.code, r.err, r.out)
+	}
+	trackLoop(dev, loopBacking(dev))
+	t.Cleanup(func() { releaseSwap(t, dev) })
+	if max, _ := os.ReadFile("/sys/block/" + filepath.Base(dev) + "/queue/discard_max_bytes"); strings.TrimSpace(string(max)) == "0" {
+		t.Skipf("%s does not pass discards on (discard_max_bytes 0): nothing to test", dev)
+	}
+	mustRun(t, "blkdiscard", dev)
+	// The discard zeroed the header with everything else; a new one goes through the loop
+	// device, as mkswap on the device does it.
+	mustRun(t, "mkswap", dev)
+	mustRun(t, "swapon", "--discard", dev)
+	mustRun(t, "swapoff", dev)
+	var after unix.Stat_t
+	if err := unix.Stat(f, &after); err != nil {
+		t.Fatal(err)
+	}
+	st := swapStatus(t, m)
+	if after.Blocks != before.Blocks || after.Size != before.Size || len(st.Swap.Files) != 1 || st.Swap.Files[0].Extents != extents || !st.Swap.Files[0].Pinned {
+		t.Errorf("after discards: blocks %d -> %d, size %d -> %d, status %+v; want all as before (%d extents, pinned)",
+			before.Blocks, after.Blocks, before.Size, after.Size, st.Swap.Files, extents)
+	}
+}
+
+// TestSwapUsableSizeIsHeaders: item 3. A swapfile grown after mkswap swaps only what its
+// header says, and a size that is not a page multiple works.
+func TestSwapUsableSizeIsHeaders(t *testing.T) {
+	requireSwapTools(t)
+	m := mountStore(t)
+	f := filepath.Join(m.Dir, "swapfile")
+	mustRun(t, "fallocate", "-l", "16M", f)
+	mustRun(t, "chmod", "600", f)
+	mustRun(t, "mkswap", f)
+	// Grow it by a page and a half: the header still says 16 MiB.
+	fh, err := os.OpenFile(f, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fh.Write(make([]byte, 6144)); err != nil {
+		t.Fatal(err)
+	}
+	fh.Close()
+	sw := swaponSwapfs(t, m, f)
+	st := swapStatus(t, m)
+	if len(st.Swap.Files) != 1 || !st.Swap.Files[0].Active || st.Swap.Files[0].Usable != 16<<20 {
+		t.Errorf("status %+v: want it active with 16 MiB usable", st.Swap.Files)
+	}
+	b, _ := os.ReadFile("/proc/swaps")
+	for _, line := range strings.Split(string(b), "\n") {
+		if fl := strings.Fields(line); len(fl) >= 3 && fl[0] == sw.dev && fl[2] != strconv.Itoa(16<<10-4) {
+			t.Errorf("the kernel swaps %s KiB, want %d (the header's pages less the header):\n%s", fl[2], 16<<10-4, b)
+		}
+	}
+}
+
+// TestSwapfileSingleAttach: item 7 before activation: a pinned swapfile takes one loop
+// device. A second losetup (two swap areas on the same blocks) is refused even while the
+// first is not yet swap.
+func TestSwapfileSingleAttach(t *testing.T) {
+	requireSwapTools(t)
+	m := mountStore(t)
+	f := filepath.Join(m.Dir, "swapfile")
+	mkswapfile(t, m, f, "--size", "16M")
+	first := strings.TrimSpace(mustRun(t, "losetup", "--direct-io=on", "-f", "--show", f))
+	trackLoop(first, loopBacking(first))
+	t.Cleanup(func() { releaseSwap(t, first) })
+	r := runCmd(cmdTimeout, nil, "losetup", "--direct-io=on", "-f", "--show", f)
+	if r.code == 0 {
+		dev := strings.TrimSpace(r.out)
+		trackLoop(dev, loopBacking(dev))
+		t.Cleanup(func() { releaseSwap(t, dev) })
+		t.Fatalf("a second losetup of a pinned swapfile succeeded (%s and %s)", first, dev)
+	}
+	if rs := swapfs(m.logDir, "swapon", f); rs.code == 0 {
+		t.Errorf("swapfs swapon of a swapfile attached to %s succeeded:\n%s", first, rs.out)
+	}
+	releaseSwap(t, first)
+	// Detached: it can be attached again.
+	sw := swaponSwapfs(t, m, f)
+	releaseSwap(t, sw.dev)
+}
+
+// TestSwapfileSharedMappingFromBefore: a handle opened for writing before the file became a
+// swapfile keeps its page cache, so a shared writable mapping of it is possible, and its
+// writeback would reach swapfs on nobody's behalf. Such a handle keeps the file from being
+// attached to a loop device at all, so the mapping can never write into active swap.
+func TestSwapfileSharedMappingFromBefore(t *testing.T) {
+	requireSwapTools(t)
+	m := mountStore(t)
+	f := filepath.Join(m.Dir, "swapfile")
+	mustRun(t, "fallocate", "-l", "16M", f)
+	mustRun(t, "chmod", "600", f)
+	early, err := os.OpenFile(f, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer early.Close()
+	w, err := unix.Mmap(int(early.Fd()), 0, 8192, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatalf("shared writable mapping of an ordinary file: %v", err)
+	}
+	mustRun(t, "mkswap", f)
+	r := runCmd(cmdTimeout, nil, "losetup", "--direct-io=on", "-f", "--show", f)
+	if r.code == 0 {
+		dev := strings.TrimSpace(r.out)
+		trackLoop(dev, loopBacking(dev))
+		t.Cleanup(func() { releaseSwap(t, dev) })
+		t.Fatalf("losetup attached a swapfile that has a writable shared mapping (%s)", dev)
+	}
+	unix.Munmap(w)
+	early.Close()
+	sw := swaponRecipe(t, f, 4096)
+	releaseSwap(t, sw.dev)
+}
