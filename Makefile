@@ -9,8 +9,10 @@ BIN      := bin/swapfs
 STORE    ?= $(CURDIR)/.swapfs-store
 MNT      ?= /mnt/swapfs
 FUZZTIME ?= 10s
+# make bench: flags for cmd/swapbench, e.g. BENCHFLAGS="-quick" or "-only swap -rounds 5".
+BENCHFLAGS ?=
 
-.PHONY: help build test vet install uninstall run stop fuzz soak clean
+.PHONY: help build test vet install uninstall run stop fuzz soak bench clean
 
 help:
 	@echo "make build      build $(BIN)"
@@ -19,6 +21,7 @@ help:
 	@echo "make install    install to \$$DESTDIR\$$PREFIX/bin, with mount.swapfs and mount.fuse.swapfs in $(SBINDIR)"
 	@echo "make fuzz       run each FuzzXxx target for $(FUZZTIME)"
 	@echo "make soak       long tests (SWAPFS_SOAK=1, -tags soak)"
+	@echo "make bench      benchmarks against native/loop/go-fuse references -> docs/benchmarks.md (root; BENCHFLAGS=-quick)"
 	@echo "make vet        gofmt -l must be empty, then go vet"
 	@echo "make clean      remove build output (never a store)"
 
@@ -88,6 +91,13 @@ fuzz:
 soak:
 	@echo "make soak: runs tests gated by SWAPFS_SOAK=1 / -tags soak (none exist yet; placeholder)"
 	SWAPFS_SOAK=1 $(GO) test -tags soak -count=1 -timeout 6h -run 'Soak' -v ./...
+
+# bench measures swapfs against references on the same disk (installs fio if missing) and
+# writes docs/benchmarks.md; as root, about 40 minutes (BENCHFLAGS=-quick: a few).
+bench:
+	@if [ "$$(id -u)" != 0 ]; then echo "make bench: needs root (mounts, loop devices, swapon, cgroups); try 'sudo make bench'"; exit 1; fi
+	$(GO) build -o bin/swapbench ./cmd/swapbench
+	GO=$(GO) bin/swapbench $(BENCHFLAGS)
 
 clean:
 	rm -rf bin

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"math"
+	"testing"
+)
+
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		in   []float64
+		want float64
+	}{
+		{"one", []float64{7}, 7},
+		{"odd, unsorted", []float64{9, 1, 5}, 5},
+		{"even: mean of the middle two", []float64{4, 1, 3, 2}, 2.5},
+		{"repeated", []float64{2, 2, 2}, 2},
+		{"negative", []float64{-3, -1, -2}, -2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in := append([]float64(nil), c.in...)
+			if got := median(in); got != c.want {
+				t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
+			}
+			for i := range in {
+				if in[i] != c.in[i] {
+					t.Fatalf("median reordered its input: %v, was %v", in, c.in)
+				}
+			}
+		})
+	}
+	if got := median(nil); !math.IsNaN(got) {
+		t.Errorf("median(nil) = %v, want NaN", got)
+	}
+}
+
+func TestMinMax(t *testing.T) {
+	lo, hi := minMax([]float64{3, -1, 8, 2})
+	if lo != -1 || hi != 8 {
+		t.Errorf("minMax = %v, %v; want -1, 8", lo, hi)
+	}
+	lo, hi = minMax([]float64{5})
+	if lo != 5 || hi != 5 {
+		t.Errorf("minMax of one = %v, %v; want 5, 5", lo, hi)
+	}
+	if lo, hi := minMax(nil); !math.IsNaN(lo) || !math.IsNaN(hi) {
+		t.Errorf("minMax(nil) = %v, %v; want NaN, NaN", lo, hi)
+	}
+}
+
+func TestRatio(t *testing.T) {
+	for _, c := range []struct {
+		subject, ref float64
+		want         float64 // NaN: unknown
+	}{
+		{10, 5, 2},
+		{5, 10, 0.5},
+		{0, 10, 0},
+		{10, 0, math.NaN()},
+		{math.NaN(), 3, math.NaN()},
+		{3, math.NaN(), math.NaN()},
+		{-4, 2, -2},
+	} {
+		got := ratio(c.subject, c.ref)
+		if math.IsNaN(c.want) != math.IsNaN(got) || (!math.IsNaN(got) && got != c.want) {
+			t.Errorf("ratio(%v, %v) = %v, want %v", c.subject, c.ref, got, c.want)
+		}
+	}
+}
+
+func TestResults(t *testing.T) {
+	r := newResults()
+	r.add("swap-seq", "native", map[string]float64{"wall_s": 10, "p99": math.NaN()})
+	r.add("swap-seq", "native", map[string]float64{"wall_s": 14})
+	r.add("swap-seq", "native", map[string]float64{"wall_s": 11})
+	r.fail("swap-seq", "swapfs", "round 1: boom")
+	s := r.summary("swap-seq", "wall_s", "native")
+	if s.n != 3 || s.med != 11 || s.min != 10 || s.max != 14 {
+		t.Errorf("summary = %+v, want n 3, median 11, range 10..14", s)
+	}
+	if v := r.values("swap-seq", "p99", "native"); len(v) != 0 {
+		t.Errorf("a NaN was recorded: %v", v)
+	}
+	if f := r.failures("swap-seq", "swapfs"); len(f) != 1 || f[0] != "round 1: boom" {
+		t.Errorf("failures = %q", f)
+	}
+	if s := r.summary("swap-seq", "wall_s", "swapfs"); s.n != 0 || !math.IsNaN(s.med) {
+		t.Errorf("summary of nothing = %+v, want n 0, NaN median", s)
+	}
+}
+
+func TestTargetEval(t *testing.T) {
+	r := newResults()
+	r.add("swap-seq", "swapfs", map[string]float64{"wall_s": 12, "cache_growth_mib": 3})
+	r.add("swap-seq", "loop-ext4", map[string]float64{"wall_s": 10})
+	r.add("swap-seq", "native", map[string]float64{"wall_s": 10})
+	r.add("fio", "swapfs", map[string]float64{"iops": 90})
+	r.add("fio", "ext4", map[string]float64{"iops": 100})
+	for _, c := range []struct {
+		tg           target
+		v            float64
+		met, defined bool
+	}{
+		{target{cas: "swap-seq", metric: "wall_s", ref: "loop-ext4", atMost: true, bound: 1}, 1.2, false, true},
+		{target{cas: "swap-seq", metric: "wall_s", ref: "native", atMost: true, bound: 1.25}, 1.2, true, true},
+		{target{cas: "swap-seq", metric: "cache_growth_mib", atMost: true, bound: 8}, 3, true, true},
+		{target{cas: "fio", metric: "iops", ref: "ext4", bound: 0.8}, 0.9, true, true},
+		{target{cas: "fio", metric: "iops", ref: "ext4", bound: 1}, 0.9, false, true},
+		{target{cas: "fio", metric: "iops", ref: "gofuse-loopback", bound: 1}, math.NaN(), false, false},
+	} {
+		v, met, ok := c.tg.eval(r)
+		if ok != c.defined || met != c.met || (ok && math.Abs(v-c.v) > 1e-9) {
+			t.Errorf("%+v: eval = %v, met %v, ok %v; want %v, %v, %v", c.tg, v, met, ok, c.v, c.met, c.defined)
+		}
+	}
+}
