@@ -1,6 +1,8 @@
 # swapfs build, test and install. "make help" lists the targets.
 
 GO       ?= go
+# The test recipe uses pipefail.
+SHELL    := /bin/bash
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 SBINDIR  ?= /sbin
@@ -36,16 +38,21 @@ vet:
 # test runs every step even after one fails, then prints a summary; it fails if any step did.
 # meta and fs run with -race (they are concurrent) and meta once more with GOMAXPROCS=1;
 # everything else (cmd, integration: real mounts, needs root and /dev/fuse) runs once.
+# Tests run with -v so that every skipped test shows its reason; gotest drops the RUN and
+# PASS lines that -v adds, and keeps logs, skips and failures.
 test:
 	@status=0; summary=""; \
 	step() { name="$$1"; shift; echo; echo "=== $$name"; echo "+ $$*"; t0=$$(date +%s); \
 		if "$$@"; then r=ok; else r=FAIL; status=1; fi; \
 		summary="$$summary$$(printf '  %-4s  %-40s %5ss' "$$r" "$$name" "$$(( $$(date +%s) - t0 ))")\n"; }; \
+	gotest() { set -o pipefail; $(GO) test -v "$$@" 2>&1 | \
+		{ grep -vE '^(=== (RUN|PAUSE|CONT|NAME) |[[:space:]]*--- PASS: )' || true; }; }; \
 	others=$$($(GO) list ./... | grep -v -e '/meta$$' -e '/fs$$'); \
 	step "gofmt + go vet" $(MAKE) --no-print-directory vet; \
-	step "meta, fs with -race" $(GO) test -count=1 -race -timeout 6m ./meta/... ./fs/...; \
-	step "meta with GOMAXPROCS=1" env GOMAXPROCS=1 $(GO) test -count=1 -timeout 4m ./meta/...; \
-	step "cmd, integration and the rest" $(GO) test -count=1 -timeout 12m $$others; \
+	step "meta, fs with -race" gotest -count=1 -race -timeout 6m ./meta/... ./fs/...; \
+	onecpu() { ( export GOMAXPROCS=1; "$$@" ); }; \
+	step "meta with GOMAXPROCS=1" onecpu gotest -count=1 -timeout 4m ./meta/...; \
+	step "cmd, integration and the rest" gotest -count=1 -timeout 12m $$others; \
 	echo; echo "=== summary"; printf "$$summary"; \
 	if [ "$$(id -u)" != 0 ] || [ ! -w /dev/fuse ]; then \
 		echo "  note: not root or no /dev/fuse: the integration tests were skipped"; fi; \
