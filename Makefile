@@ -22,7 +22,7 @@ help:
 	@echo "make run        build and mount a store in $(STORE) on $(MNT) (as root); make stop unmounts"
 	@echo "make install    install to \$$DESTDIR\$$PREFIX/bin, with mount.swapfs and mount.fuse.swapfs in $(SBINDIR)"
 	@echo "make fuzz       run each FuzzXxx target for $(FUZZTIME)"
-	@echo "make soak       long tests (SWAPFS_SOAK=1, -tags soak)"
+	@echo "make soak       long tests: pressure rounds with churn, a crash loop; SOAKTIME=30m each (root)"
 	@echo "make bench      benchmarks against native/loop/go-fuse references -> docs/benchmarks.md (root; BENCHFLAGS=-quick)"
 	@echo "make vet        gofmt -l must be empty, then go vet"
 	@echo "make clean      remove build output (never a store)"
@@ -34,6 +34,7 @@ vet:
 	@out=$$(gofmt -l $$($(GO) list -f '{{.Dir}}' ./...)); \
 	if [ -n "$$out" ]; then echo "gofmt: these files need 'gofmt -w':"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags soak ./integration/
 
 # test runs every step even after one fails, then prints a summary; it fails if any step did.
 # meta and fs run with -race (they are concurrent) and meta once more with GOMAXPROCS=1;
@@ -93,11 +94,11 @@ fuzz:
 	done; \
 	if [ $$found -eq 0 ]; then echo "make fuzz: no FuzzXxx targets yet"; fi
 
-# Soak tests run for a long time and are skipped unless SWAPFS_SOAK=1 (and built only with
-# -tags soak). There are none yet: this target is the place for them.
+# soak runs the long tests (integration/soak_test.go: pressure rounds with file churn, a
+# crash loop), each for SOAKTIME; as root.
+SOAKTIME ?= 30m
 soak:
-	@echo "make soak: runs tests gated by SWAPFS_SOAK=1 / -tags soak (none exist yet; placeholder)"
-	SWAPFS_SOAK=1 $(GO) test -tags soak -count=1 -timeout 6h -run 'Soak' -v ./...
+	SWAPFS_SOAK=1 SWAPFS_SOAK_DURATION=$(SOAKTIME) $(GO) test -tags soak -count=1 -timeout 6h -run 'Soak' -v ./integration/
 
 # bench measures swapfs against references on the same disk (installs fio if missing) and
 # writes docs/benchmarks.md; as root, about 40 minutes (BENCHFLAGS=-quick: a few).

@@ -48,6 +48,10 @@ type swapFiles struct {
 	// handle while the file becomes active swap.
 	writers map[uint64]int
 
+	// volumeRotational is whether the data volume sits on rotational storage, which the
+	// loop device over a swapfile should say (swap.Rotational); found once.
+	volumeRotational func() (bool, error)
+
 	// stripes serialise, per inode, everything that decides or changes whether a file is
 	// pinned: pinning, and the check-then-change of a truncate, fallocate or write that
 	// unpins. Never taken on the swap I/O path.
@@ -85,7 +89,8 @@ type swapFile struct {
 
 func newSwapFiles(store *meta.Store) *swapFiles {
 	return &swapFiles{store: store, files: make(map[uint64]*swapFile), candidates: make(map[uint64]bool),
-		writers: make(map[uint64]int)}
+		writers:          make(map[uint64]int),
+		volumeRotational: sync.OnceValues(func() (bool, error) { return swap.Rotational(store.DataVolume()) })}
 }
 
 // pinned returns the file's entry when it is pinned, with its I/O lock held shared; the
@@ -466,6 +471,10 @@ func (s *swapFiles) status(ino uint64) swap.FileStatus {
 	}
 	st.Path, _ = s.store.PathOf(ino)
 	st.Loop, st.Active, st.Priority, st.UsedBytes, _ = s.active(ino, true)
+	st.VolumeRotational, _ = s.volumeRotational()
+	if st.Loop != "" {
+		st.LoopRotational, _ = swap.LoopRotational(st.Loop)
+	}
 	return st
 }
 

@@ -116,7 +116,7 @@ const (
 // use, and fails t on a mismatch, on a run that did not swap enough, or when dev never held
 // any of the pages. Call it after making dev, so that the cgroup (made here) is removed
 // first: swapoff under a live 128 MiB cgroup would have nowhere to put the pages.
-func runPressure(t testing.TB, dev, what string) (swaploadReport, int64) {
+func runPressure(t testing.TB, dev, what string, swaploadArgs ...string) (swaploadReport, int64) {
 	t.Helper()
 	bin := buildSwapload(t)
 	cg := newMemCgroup(t, pressureLimit)
@@ -124,7 +124,8 @@ func runPressure(t testing.TB, dev, what string) (swaploadReport, int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	// swapload's own timeout comes first, so that a slow run still reports what it measured.
-	cmd := cg.Command(ctx, bin, "-size", strconv.Itoa(pressureWorkMiB), "-rounds", "2", "-timeout", "4m30s")
+	args := append([]string{"-size", strconv.Itoa(pressureWorkMiB), "-rounds", "2", "-timeout", "4m30s"}, swaploadArgs...)
+	cmd := cg.Command(ctx, bin, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	watch := watchSwap(dev)

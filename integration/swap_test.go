@@ -102,6 +102,23 @@ func mkswapfile(t testing.TB, m *swapfsMount, file string, args ...string) {
 	}
 }
 
+// checkRotational compares what status said of the rotational flags (gotVol, gotLoop) with
+// what the kernel says of the store's data volume and of dev, and returns the latter.
+func checkRotational(t testing.TB, m *swapfsMount, dev string, gotVol, gotLoop bool) (vol, loop bool) {
+	t.Helper()
+	vol, err := swap.Rotational(filepath.Join(m.Store, "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loop, err = swap.LoopRotational(dev); err != nil {
+		t.Fatal(err)
+	}
+	if gotVol != vol || gotLoop != loop {
+		t.Errorf("status says volume rotational %v, %s rotational %v; the kernel says %v and %v", gotVol, dev, gotLoop, vol, loop)
+	}
+	return vol, loop
+}
+
 // statusJSON is the part of "swapfs status --json" the tests read.
 type statusJSON struct {
 	Swap struct {
@@ -113,6 +130,8 @@ type statusJSON struct {
 			Extents  int    `json:"extents"`
 			Usable   int64  `json:"usable_bytes"`
 			Priority int    `json:"priority"`
+			VolRota  bool   `json:"volume_rotational"`
+			LoopRota bool   `json:"loop_rotational"`
 		} `json:"files"`
 		IO struct {
 			Reads   uint64 `json:"reads"`
@@ -225,7 +244,12 @@ func TestSwapfileActiveSemantics(t *testing.T) {
 	}
 	status := swapStatus(t, m)
 	if len(status.Swap.Files) != 1 || !status.Swap.Files[0].Active || status.Swap.Files[0].Loop != sw.dev || !status.Swap.Files[0].Pinned {
-		t.Errorf("swapfs status does not show the active swapfile: %+v", status.Swap.Files)
+		t.Fatalf("swapfs status does not show the active swapfile: %+v", status.Swap.Files)
+	}
+	// swapfs swapon gives the loop device the rotational flag of the data volume's
+	// storage, as losetup does for a file on a block-device filesystem.
+	if vol, loop := checkRotational(t, m, sw.dev, status.Swap.Files[0].VolRota, status.Swap.Files[0].LoopRota); vol != loop {
+		t.Errorf("after swapfs swapon, %s says rotational %v; the data volume's storage says %v", sw.dev, loop, vol)
 	}
 
 	// Item 5: writes from anything but the loop device, truncate, fallocate, copy_file_range.
@@ -416,7 +440,14 @@ func TestSwapfilePlainRecipe(t *testing.T) {
 	}
 	st = swapStatus(t, m)
 	if len(st.Swap.Files) != 1 || !st.Swap.Files[0].Active || st.Swap.Files[0].Loop != sw.dev {
-		t.Errorf("status does not see the plain recipe's loop device as active: %+v", st.Swap.Files)
+		t.Fatalf("status does not see the plain recipe's loop device as active: %+v", st.Swap.Files)
+	}
+	// losetup cannot see the data volume's disk through FUSE, so its device says
+	// non-rotational; status says so when the volume is on rotational storage.
+	volRota, loopRota := checkRotational(t, m, sw.dev, st.Swap.Files[0].VolRota, st.Swap.Files[0].LoopRota)
+	note := "note: " + sw.dev + " says rotational="
+	if human := swapfs(m.logDir, "status", m.Dir).out; strings.Contains(human, note) != (volRota != loopRota) {
+		t.Errorf("loop rotational %v, volume rotational %v; swapfs status says:\n%s", loopRota, volRota, human)
 	}
 	releaseSwap(t, sw.dev)
 	// Item 13: across a remount the file stays a swapfile with the same map.

@@ -14,6 +14,10 @@ type FileStatus struct {
 	Active      bool   `json:"active"`         // the loop device is in /proc/swaps
 	Priority    int    `json:"priority"`       // from /proc/swaps; meaningful when Active
 	UsedBytes   int64  `json:"used_bytes"`     // from /proc/swaps; meaningful when Active
+	// VolumeRotational: the data volume is on rotational storage (see Rotational), so the
+	// loop device should say so too; LoopRotational is what it says (when Loop is set).
+	VolumeRotational bool `json:"volume_rotational"`
+	LoopRotational   bool `json:"loop_rotational"`
 }
 
 // Latency summarises request latencies, from a fixed set of histogram buckets (so the

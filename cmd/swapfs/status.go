@@ -192,6 +192,20 @@ func renderSwapfiles(w io.Writer, mountpoint string, files []swap.FileStatus) {
 			humanBytes(f.UsableBytes), f.Extents, yesNo(f.Pinned), loop, yesNo(f.Active), prio, used)
 	}
 	tw.Flush()
+	for _, f := range files {
+		if f.Loop != "" && f.LoopRotational != f.VolumeRotational {
+			fmt.Fprintf(w, "  note: %s says rotational=%d but the data volume's storage is rotational=%d, so the kernel's swap readahead is not what a native swapfile there gets; "+
+				"swapfs swapon sets it, or before swapon: echo %d > /sys/block/%s/queue/rotational\n",
+				f.Loop, b2i(f.LoopRotational), b2i(f.VolumeRotational), b2i(f.VolumeRotational), strings.TrimPrefix(f.Loop, "/dev/"))
+		}
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func renderIO(w io.Writer, io swap.IOStats) {

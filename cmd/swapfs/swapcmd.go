@@ -322,6 +322,11 @@ func swaponFile(path string, prio int, discard bool) (string, int, error) {
 	if err != nil {
 		return "", 0, err
 	}
+	// What the loop driver would have said for a file directly on the data volume's disk,
+	// and what picks the kernel's swap readahead; a failure costs speed, not correctness.
+	if err := swap.SetLoopRotational(dev, st.VolumeRotational); err != nil {
+		fmt.Fprintf(os.Stderr, "swapfs swapon: warning: %v; swap readahead will be that of a non-rotational device\n", err)
+	}
 	opts := swap.SwaponOptions{Priority: prio, HasPriority: prio >= 0, Discard: discard}
 	if err := swap.Swapon(dev, opts); err != nil {
 		if derr := swap.DetachLoop(dev); derr != nil {
