@@ -200,8 +200,25 @@ func TestSoakCrashLoop(t *testing.T) {
 		}
 		r := swapfs(t.TempDir(), "fsck", store)
 		if r.err != nil || r.code != 0 {
-			t.Fatalf("after kill %d: swapfs fsck: exit %d %v\n%s", kills, r.code, r.err, r.out)
+			t.Fatalf("after kill %d: swapfs fsck: exit %d %v\n%s\nthe store's metadata is kept in %s", kills, r.code, r.err, r.out, keepMeta(t, store))
 		}
 	}
 	t.Logf("%d kills in %v; %d fsynced files kept", kills, d, len(synced))
+}
+
+// keepMeta copies a store's meta.db and the daemon's log out of the test's temporary
+// directories, which go when the test ends, and returns where they are.
+func keepMeta(t *testing.T, store string) string {
+	dir, err := os.MkdirTemp("", "swapfs-soak-failed-")
+	if err != nil {
+		return fmt.Sprintf("(nowhere: %v)", err)
+	}
+	b, err := os.ReadFile(filepath.Join(store, "meta.db"))
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, "meta.db"), b, 0o600)
+	}
+	if err != nil {
+		return fmt.Sprintf("(nowhere: %v)", err)
+	}
+	return dir
 }

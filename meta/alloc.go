@@ -94,7 +94,7 @@ func planAlloc(tx *bolt.Tx, n, goal uint64) ([]take, error) {
 		// No run holds the rest: take the largest whole. The backward walk never meets a
 		// run taken whole before, as those were larger; only the goal run needs skipping.
 		var big run
-		for ; k != nil && big.len == 0; k, _ = back.Prev() {
+		for ; k != nil && big.len == 0; k, _ = prev(back, k) {
 			if big, err = freelenRun(k); err != nil {
 				return nil, err
 			}
@@ -191,10 +191,8 @@ func freeNeighbours(tx *bolt.Tx, r run) (left, right run, err error) {
 		if nx.pblk == r.end() {
 			right = nx
 		}
-		k, v = c.Prev()
-	} else {
-		k, v = c.Last()
 	}
+	k, v = prev(c, k)
 	if k == nil {
 		return run{}, right, nil
 	}

@@ -230,15 +230,6 @@ func loadSpans(tx *bolt.Tx, ino, lo, hi uint64) ([]span, error) {
 	return out, nil
 }
 
-// prev returns the entry before the one Seek found (k), or the last one when Seek found
-// nothing.
-func prev(c *bolt.Cursor, k []byte) ([]byte, []byte) {
-	if k == nil {
-		return c.Last()
-	}
-	return c.Prev()
-}
-
 // decodeSpan decodes an extents entry; ok is false when k is not an extent of ino (or nil).
 func decodeSpan(ino uint64, k, v []byte) (s span, ok bool, err error) {
 	if len(k) < 8 || binary.BigEndian.Uint64(k) != ino {

@@ -1,0 +1,82 @@
+package meta
+
+import (
+	"path/filepath"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// In a write transaction, deleting every key of some leaves leaves them empty until the
+// commit; prev must step over them to the key before, where bbolt's own Prev stops short.
+func TestPrevSkipsLeavesEmptiedInTheTransaction(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "t.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	name := []byte("b")
+	const n = 5000
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket(name)
+		if err != nil {
+			return err
+		}
+		for i := range uint64(n) {
+			if err := b.Put(u64(i), encodeU64(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.Begin(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	b := tx.Bucket(name)
+	// Keys 1..n-2 go, as release deletes the keys of runs it merges into key 0's run.
+	for i := uint64(1); i < n-1; i++ {
+		if err := b.Delete(u64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := b.Cursor()
+	k, _ := c.Seek(u64(n - 1))
+	if k == nil || decodeKeyU64(k) != n-1 {
+		t.Fatalf("Seek(%d) = %x", n-1, k)
+	}
+	if raw, _ := b.Cursor().Seek(u64(n - 1)); raw != nil {
+		rc := b.Cursor()
+		rc.Seek(u64(n - 1))
+		if pk, _ := rc.Prev(); pk == nil {
+			t.Logf("bbolt's Prev returns nil over the emptied leaves (the bug prev works around)")
+		}
+	}
+	pk, pv := prev(c, k)
+	if pk == nil || decodeKeyU64(pk) != 0 || pv == nil {
+		t.Fatalf("prev from key %d over emptied leaves = %x, want key 0", n-1, pk)
+	}
+	// The first key has nothing before it, emptied leaves or not.
+	c2 := b.Cursor()
+	k, _ = c2.First()
+	if pk, _ := prev(c2, k); pk != nil {
+		t.Errorf("prev of the first key = %x, want nil", pk)
+	}
+	// At the end (Seek found nothing) prev is the last key.
+	c3 := b.Cursor()
+	k, _ = c3.Seek(u64(n))
+	if pk, _ := prev(c3, k); pk == nil || decodeKeyU64(pk) != n-1 {
+		t.Errorf("prev past the end = %x, want key %d", pk, n-1)
+	}
+}
+
+func decodeKeyU64(k []byte) uint64 {
+	var v uint64
+	for _, b := range k {
+		v = v<<8 | uint64(b)
+	}
+	return v
+}
