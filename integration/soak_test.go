@@ -88,8 +88,7 @@ func TestSoakSwapPressure(t *testing.T) {
 		if rounds == 0 {
 			rssBase, dbBase = rss, db
 		}
-		t.Logf("after round %d: daemon RSS %d KiB, meta.db %d bytes, engine %+v, churn rounds %d so far",
-			rounds, rss>>10, db, st.Swap.IO, churned)
+		t.Logf("after round %d: daemon RSS %d KiB, meta.db %d bytes, engine %+v", rounds, rss>>10, db, st.Swap.IO)
 		if rss > rssBase+32<<20 {
 			t.Fatalf("daemon RSS grew from %d to %d KiB over %d rounds", rssBase>>10, rss>>10, rounds)
 		}
