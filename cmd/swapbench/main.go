@@ -137,8 +137,9 @@ type bench struct {
 	swapfsFinal *swapfsIO                            // swapfs's swap-path counters after benchmark 1
 	profile     struct{ what, flat, summary string } // perf's view of the swapfs daemon in an extra swap run
 
-	mu    sync.Mutex
-	notes []string // problems and observations for the report, once each
+	mu         sync.Mutex
+	notes      []string          // problems and observations for the report, once each
+	rotational map[string]string // swap system -> the rotational flag its area had at swapon
 }
 
 func (b *bench) logf(format string, args ...any) {

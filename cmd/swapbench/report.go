@@ -296,6 +296,9 @@ func (b *bench) report() string {
 	if b.gofusePassthrough == "on" {
 		sb.WriteString(passthroughNote)
 	}
+	if note := b.rotationalNote(); note != "" {
+		sb.WriteString(note)
+	}
 	sb.WriteString("\n")
 	tt, missed := b.targetTable()
 	sb.WriteString("## Targets\n\n" + tt.markdown() + "\n")
@@ -374,6 +377,30 @@ func howToRead(sz sizes) string {
   files; stat and ls run right after create, with the kernel's caches warm as each
   filesystem leaves them.
 `, swapPriority, sz.swapArea>>20, sz.cgLimit>>20, sz.workMiB, sz.fioRuntime, sz.fioFile>>20, sz.fioFresh>>20)
+}
+
+// rotationalNote says, per swap system, the rotational flag swapon(2) saw on its area,
+// which picks the kernel's swap-in readahead.
+func (b *bench) rotationalNote() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.rotational) == 0 {
+		return ""
+	}
+	var l []string
+	for _, sys := range swapSystemNames {
+		if v, ok := b.rotational[sys]; ok {
+			l = append(l, fmt.Sprintf("%s %s", sys, v))
+		}
+	}
+	return fmt.Sprintf(`- **Swap readahead follows the rotational flag.** When any active swap area is rotational
+  the kernel reads the swap slots around a faulting one (swap_cluster_readahead), otherwise
+  it reads ahead along the faulting process's address space (swap_vma_readahead), which
+  gives up on random access. A loop device takes the flag from the disk under its backing
+  file, and has none to look at through FUSE, so it says non-rotational; swapfs swapon
+  gives its loop device the flag of the data volume's disk, a plain losetup on go-fuse's
+  loopback leaves it at 0. As swapon saw them in this run (1 = rotational): %s.
+`, strings.Join(l, ", "))
 }
 
 const passthroughNote = `- **gofuse-loopback uses FUSE passthrough here.** go-fuse's loopback offers each open file's

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/swapfs/swapfs/swap"
 )
 
 // Benchmark 1: swap throughput and latency. cmd/swapload fills 4× the cgroup's limit with a
@@ -119,6 +121,7 @@ func (b *bench) swapRunOnce(ctx context.Context, s swapSystem, pattern string, r
 	if err := b.checkSwapAreas(dev); err != nil {
 		return nil, nil, err
 	}
+	b.recordRotational(s.name, dev)
 	pid := s.daemon()
 	// Start from none of the area's backing file in the page cache (the set-up wrote it
 	// through the cache), so what is cached after the run is what the run put there.
@@ -362,4 +365,29 @@ func (s *sampler) stop() (areaPeak, rssPeak int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.areaPeak, s.rssPeak
+}
+
+// recordRotational notes the rotational flag of the swap area dev (a loop device, or a
+// swapfile on the host's disk) as swapon saw it.
+func (b *bench) recordRotational(system, dev string) {
+	var rot bool
+	var err error
+	if strings.HasPrefix(dev, "/dev/") {
+		rot, err = swap.LoopRotational(dev)
+	} else {
+		rot, err = swap.Rotational(dev)
+	}
+	v := "0"
+	switch {
+	case err != nil:
+		v = "unknown (" + err.Error() + ")"
+	case rot:
+		v = "1"
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.rotational == nil {
+		b.rotational = map[string]string{}
+	}
+	b.rotational[system] = v
 }
