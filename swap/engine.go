@@ -23,8 +23,9 @@ const (
 	// number is a trade of memory (1 MiB each) against parallelism a 2-queue loop device
 	// and a data volume on one disk cannot use anyway.
 	DefaultBuffers = 16
-	// sector is the alignment O_DIRECT needs on the data volume for offsets and lengths.
-	sector = 512
+	// defaultSector is the O_DIRECT alignment assumed for offsets and lengths when the
+	// kernel does not report one (STATX_DIOALIGN is from Linux 6.1).
+	defaultSector = 512
 )
 
 // Engine moves swap I/O between FUSE request buffers and the data volume through its own
@@ -34,7 +35,10 @@ const (
 type Engine struct {
 	vol  *os.File // the data volume, O_DIRECT
 	path string
-	bufs chan *Buffer
+	// sector is the alignment O_DIRECT needs on the data volume for offsets and lengths
+	// (a power of two, at most a page): 512 on most disks, 4096 on 4Kn ones.
+	sector int64
+	bufs   chan *Buffer
 	// rmw orders a read-modify-write of a partly covered sector against every other
 	// write: aligned writes share it, a partial one takes it alone.
 	rmw   sync.RWMutex
@@ -65,14 +69,44 @@ func NewEngine(path string, n int) (*Engine, error) {
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|unix.O_DIRECT, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open data volume %s for swap I/O with O_DIRECT: %w", path, err)
+		return nil, fmt.Errorf("open data volume %s for swap I/O with O_DIRECT (swapfiles need a data volume that supports direct I/O): %w", path, err)
 	}
-	e := &Engine{vol: f, path: path, bufs: make(chan *Buffer, n)}
+	sector, err := dioAlignment(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data volume %s: %w", path, err)
+	}
+	e := &Engine{vol: f, path: path, sector: sector, bufs: make(chan *Buffer, n)}
 	for range n {
 		e.bufs <- &Buffer{mem: alignedBuffer(BufferSize + PageSize), eng: e}
 	}
 	return e, nil
 }
+
+// dioAlignment is the offset and length alignment O_DIRECT needs on f, from statx
+// STATX_DIOALIGN; the engine's buffers are page-aligned, so the memory alignment must be
+// at most a page, and so must the offset alignment (the slack around an unaligned request
+// is one page).
+func dioAlignment(f *os.File) (int64, error) {
+	var stx unix.Statx_t
+	if err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_DIOALIGN, &stx); err != nil {
+		return 0, fmt.Errorf("statx: %w", err)
+	}
+	if stx.Mask&unix.STATX_DIOALIGN == 0 {
+		return defaultSector, nil // an older kernel: not reported
+	}
+	off, mem := int64(stx.Dio_offset_align), int64(stx.Dio_mem_align)
+	switch {
+	case off == 0:
+		return 0, fmt.Errorf("its filesystem does not support direct I/O (statx reports no O_DIRECT alignment), which swapfiles need: %w", syscall.EINVAL)
+	case off&(off-1) != 0 || off > PageSize || mem > PageSize:
+		return 0, fmt.Errorf("direct I/O needs %d-byte offsets and %d-byte memory alignment; swap I/O supports up to %d: %w", off, mem, PageSize, syscall.EINVAL)
+	}
+	return off, nil
+}
+
+// Sector is the O_DIRECT alignment of the data volume the engine uses.
+func (e *Engine) Sector() int64 { return e.sector }
 
 // Close closes the engine's descriptor. No I/O may be in flight.
 func (e *Engine) Close() error { return e.vol.Close() }
@@ -109,8 +143,8 @@ func (e *Engine) Read(m *Map, off int64, n int) (*Buffer, error) {
 		return b, nil
 	}
 	// Read whole sectors around the range, then point data at the part asked for.
-	lo := off &^ (sector - 1)
-	hi := (off + int64(n) + sector - 1) &^ (sector - 1)
+	lo := off &^ (e.sector - 1)
+	hi := (off + int64(n) + e.sector - 1) &^ (e.sector - 1)
 	if err := e.transfer(m, b.mem[:hi-lo], lo, false); err != nil {
 		e.bufs <- b
 		e.stats.errors.Add(1)
@@ -124,7 +158,7 @@ func (e *Engine) Read(m *Map, off int64, n int) (*Buffer, error) {
 // ReadAt is Read into p; it returns io.EOF with fewer bytes at the end of the file. When p
 // is page-aligned and the range whole sectors, the data goes straight into p.
 func (e *Engine) ReadAt(m *Map, p []byte, off int64) (int, error) {
-	if off >= 0 && off%sector == 0 && len(p)%sector == 0 && len(p) > 0 && off+int64(len(p)) <= m.size &&
+	if off >= 0 && off%e.sector == 0 && int64(len(p))%e.sector == 0 && len(p) > 0 && off+int64(len(p)) <= m.size &&
 		uintptr(unsafe.Pointer(&p[0]))%PageSize == 0 {
 		start := time.Now()
 		if err := e.transfer(m, p, off, false); err != nil {
@@ -174,8 +208,8 @@ func (e *Engine) WriteAt(m *Map, p []byte, off int64) (int, error) {
 // writeChunk writes at most BufferSize bytes; the sectors around an unaligned chunk fit the
 // buffer's slack.
 func (e *Engine) writeChunk(m *Map, p []byte, off int64) (int, error) {
-	lo := off &^ (sector - 1)
-	hi := (off + int64(len(p)) + sector - 1) &^ (sector - 1)
+	lo := off &^ (e.sector - 1)
+	hi := (off + int64(len(p)) + e.sector - 1) &^ (e.sector - 1)
 	b := <-e.bufs
 	defer func() { e.bufs <- b }()
 	buf := b.mem[:hi-lo]

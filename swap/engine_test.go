@@ -3,6 +3,7 @@ package swap_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -19,13 +20,27 @@ import (
 func testVolume(t testing.TB, fileSize int64) (*swap.Engine, *swap.Map, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "data")
-	blocks := uint64((fileSize + meta.BlockSize - 1) / meta.BlockSize)
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Truncate(path, int64(3*blocks+64)*meta.BlockSize); err != nil {
+	if err := os.Truncate(path, volumeSize(fileSize)); err != nil {
 		t.Fatal(err)
 	}
+	e, m := engineOn(t, path, fileSize)
+	return e, m, path
+}
+
+// volumeSize is how big a data volume engineOn needs for a file of fileSize bytes.
+func volumeSize(fileSize int64) int64 {
+	blocks := (fileSize + meta.BlockSize - 1) / meta.BlockSize
+	return (3*blocks + 64) * meta.BlockSize
+}
+
+// engineOn starts an engine on the data volume path (volumeSize bytes at least) and maps a
+// file of fileSize bytes over it.
+func engineOn(t testing.TB, path string, fileSize int64) (*swap.Engine, *swap.Map) {
+	t.Helper()
+	blocks := uint64((fileSize + meta.BlockSize - 1) / meta.BlockSize)
 	a, b := blocks/3, blocks/3+blocks/5
 	maps := []meta.Mapping{
 		{Lblk: 0, Len: a, Pblk: 2*blocks + 10},
@@ -44,7 +59,7 @@ func testVolume(t testing.TB, fileSize int64) (*swap.Engine, *swap.Map, string) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close() })
-	return e, m, path
+	return e, m
 }
 
 // volumeRead reads file bytes [off, off+n) from the volume file by walking the extents, the
@@ -81,9 +96,34 @@ func pattern(seed uint64, n int) []byte {
 	return p
 }
 
+// engineTestSize is not a block multiple: the last block is partly in the file.
+const engineTestSize = 3<<20 + 5000
+
 func TestEngineRoundTrip(t *testing.T) {
-	const size = 3<<20 + 5000 // not a block multiple: the last block is partly in the file
-	e, m, path := testVolume(t, size)
+	e, m, path := testVolume(t, engineTestSize)
+	roundTrip(t, e, m, path)
+}
+
+// TestEngineOn4KnDevice: on a data volume whose direct I/O needs 4096-byte alignment (a
+// block device with 4 KiB logical sectors), requests aligned to 512 bytes only, as a loop
+// device with 512-byte sectors sends them, are read-modify-written in whole 4 KiB sectors.
+func TestEngineOn4KnDevice(t *testing.T) {
+	needLoop(t)
+	for _, bs := range []uint32{512, 4096} {
+		t.Run(fmt.Sprintf("sector-%d", bs), func(t *testing.T) {
+			backing, _, _ := backingFile(t, volumeSize(engineTestSize))
+			dev := attach(t, backing, swap.LoopOptions{BlockSize: bs})
+			e, m := engineOn(t, dev, engineTestSize)
+			if e.Sector() != int64(bs) {
+				t.Fatalf("engine on %s (%d-byte sectors) aligns to %d", dev, bs, e.Sector())
+			}
+			roundTrip(t, e, m, dev)
+		})
+	}
+}
+
+func roundTrip(t *testing.T, e *swap.Engine, m *swap.Map, path string) {
+	const size = engineTestSize
 	if m.NumExtents() != 3 {
 		t.Fatalf("map has %d extents, want 3: %+v", m.NumExtents(), m.Extents())
 	}
