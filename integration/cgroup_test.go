@@ -1,11 +1,6 @@
 package integration
 
 import (
-	"bufio"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -14,20 +9,16 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/swapfs/swapfs/swap/swaptest"
 )
 
 // Memory pressure, confined: a memory-limited cgroup for the workload, a loop-device swap
 // area for the reference runs, and the swapload binary that does the work.
 
 const (
-	cgroupV1Root = "/sys/fs/cgroup/memory"
-	cgroupV2Root = "/sys/fs/cgroup"
-	// cgroupDrainTimeout bounds the wait for killed processes to leave a cgroup. A task
-	// faulting in from a slow swap device only dies when its I/O completes.
-	cgroupDrainTimeout = 60 * time.Second
 	// swapoffTimeout bounds one swapoff: it reads every page still on the device back in.
 	swapoffTimeout = 3 * time.Minute
 	// minTestSwapPriority beats the priorities swapon assigns by default (negative,
@@ -39,11 +30,7 @@ const (
 
 // memCgroup is a memory cgroup made for one test. It is removed, and every process still in
 // it killed, when the test ends.
-type memCgroup struct {
-	t    testing.TB
-	Path string // directory in the cgroup filesystem
-	v2   bool
-}
+type memCgroup struct{ *swaptest.Cgroup }
 
 // newMemCgroup makes a cgroup whose processes may use limitBytes of memory and any amount of
 // swap. It skips t when this machine has no memory controller it can use.
@@ -53,59 +40,31 @@ type memCgroup struct {
 func newMemCgroup(t testing.TB, limitBytes int64) *memCgroup {
 	t.Helper()
 	requireRoot(t)
-	v2, reason := memoryController()
-	if reason != "" {
+	if _, reason := memoryController(); reason != "" {
 		t.Skip(reason)
 	}
-	var suffix [4]byte
-	if _, err := rand.Read(suffix[:]); err != nil {
+	c, err := swaptest.NewCgroup("swapfs-test-", limitBytes)
+	if err != nil {
 		t.Fatal(err)
 	}
-	name := "swapfs-test-" + hex.EncodeToString(suffix[:])
-	c := &memCgroup{t: t, v2: v2, Path: filepath.Join(cgroupV1Root, name)}
-	if v2 {
-		c.Path = filepath.Join(cgroupV2Root, name)
-	}
-	if err := os.Mkdir(c.Path, 0o755); err != nil {
-		t.Fatalf("make cgroup: %v", err)
-	}
-	t.Cleanup(c.cleanup)
-	limit := strconv.FormatInt(limitBytes, 10)
-	if v2 {
-		c.mustWrite("memory.max", limit)
-		// Absent when the kernel does not account swap; then swap is unlimited anyway.
-		if err := c.write("memory.swap.max", "max"); err != nil && !errors.Is(err, os.ErrNotExist) {
-			t.Fatalf("cgroup %s: %v", c.Path, err)
+	t.Cleanup(func() {
+		if err := c.Remove(); err != nil {
+			t.Error(err)
 		}
-		return c
+	})
+	if c.Note != "" {
+		t.Logf("cgroup %s: %s", c.Path, c.Note)
 	}
-	// memory.memsw.limit_in_bytes (memory + swap) stays unlimited, as a new cgroup has it.
-	c.mustWrite("memory.limit_in_bytes", limit)
-	// Prefer swapping anonymous pages to dropping page cache; some kernels refuse this in a
-	// child cgroup, and the default still swaps.
-	if err := c.write("memory.swappiness", "100"); err != nil {
-		t.Logf("cgroup %s: memory.swappiness stays at the default: %v", c.Path, err)
-	}
-	return c
+	return &memCgroup{c}
 }
 
-// memoryController says whether to use cgroup v2, or why no memory cgroup can be made.
+// memoryController says whether cgroups are v2 here, or why no memory cgroup can be made.
 func memoryController() (v2 bool, reason string) {
-	if b, err := os.ReadFile(filepath.Join(cgroupV2Root, "cgroup.controllers")); err == nil {
-		if !strings.Contains(" "+string(b)+" ", " memory ") {
-			return true, "cgroup v2 without the memory controller: cannot confine memory pressure"
-		}
-		// Enabling it at the root would change the whole machine's hierarchy; we do not.
-		sub, _ := os.ReadFile(filepath.Join(cgroupV2Root, "cgroup.subtree_control"))
-		if !strings.Contains(" "+strings.TrimSpace(string(sub))+" ", " memory ") {
-			return true, "cgroup v2: memory is not in the root's cgroup.subtree_control, so a child cgroup would have no memory limit"
-		}
-		return true, ""
+	v2, err := swaptest.MemoryController()
+	if err != nil {
+		return v2, err.Error()
 	}
-	if _, err := os.Stat(filepath.Join(cgroupV1Root, "memory.limit_in_bytes")); err != nil {
-		return false, fmt.Sprintf("no cgroup memory controller (no %s/cgroup.controllers, no v1 hierarchy at %s: %v)", cgroupV2Root, cgroupV1Root, err)
-	}
-	return false, ""
+	return v2, ""
 }
 
 // requireRoot skips t unless it runs as root, which cgroups, loop devices and swapon need.
@@ -113,124 +72,6 @@ func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("not running as root: making cgroups, loop devices and swap areas needs root")
-	}
-}
-
-// Command returns a command that runs name inside the cgroup. A shell moves itself into the
-// cgroup and then execs name, so the workload is inside from its first instruction: no
-// window in which it allocates outside the limit, and no pid to write after a fork.
-func (c *memCgroup) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	script := `echo $$ > "$0" && exec "$@"`
-	argv := append([]string{"-c", script, filepath.Join(c.Path, "cgroup.procs"), name}, args...)
-	cmd := exec.CommandContext(ctx, "/bin/sh", argv...)
-	// Something the workload started could hold our pipes open; do not wait for it forever.
-	cmd.WaitDelay = 10 * time.Second
-	return cmd
-}
-
-// Pids lists the processes in the cgroup.
-func (c *memCgroup) Pids() ([]int, error) {
-	b, err := os.ReadFile(filepath.Join(c.Path, "cgroup.procs"))
-	if err != nil {
-		return nil, err
-	}
-	var pids []int
-	for _, f := range strings.Fields(string(b)) {
-		pid, err := strconv.Atoi(f)
-		if err != nil {
-			return nil, fmt.Errorf("%s/cgroup.procs: %q: %w", c.Path, f, err)
-		}
-		pids = append(pids, pid)
-	}
-	return pids, nil
-}
-
-// cleanup kills what is left in the cgroup (only that) and removes it.
-func (c *memCgroup) cleanup() {
-	t := c.t
-	t.Helper()
-	deadline := time.Now().Add(cgroupDrainTimeout)
-	for {
-		pids, err := c.Pids()
-		if errors.Is(err, os.ErrNotExist) {
-			return
-		}
-		if err == nil && len(pids) == 0 {
-			// rmdir fails with EBUSY until the last exit has been accounted; retry.
-			err = os.Remove(c.Path)
-			if err == nil || errors.Is(err, os.ErrNotExist) {
-				return
-			}
-		}
-		for _, pid := range pids {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("cgroup %s: still there %v after killing its processes %v: %v", c.Path, cgroupDrainTimeout, pids, err)
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// MaxUsage returns the most memory the cgroup's processes have used, in bytes.
-func (c *memCgroup) MaxUsage() (int64, error) {
-	if c.v2 {
-		return c.readInt("memory.peak")
-	}
-	return c.readInt("memory.max_usage_in_bytes")
-}
-
-// SwapUsage returns the swap the cgroup's processes hold now, in bytes.
-func (c *memCgroup) SwapUsage() (int64, error) {
-	if c.v2 {
-		return c.readInt("memory.swap.current")
-	}
-	stat, err := c.Stat()
-	if err != nil {
-		return 0, err
-	}
-	v, ok := stat["swap"]
-	if !ok {
-		return 0, fmt.Errorf("%s/memory.stat has no swap line: swap accounting is off", c.Path)
-	}
-	return v, nil
-}
-
-// Stat returns memory.stat as a map.
-func (c *memCgroup) Stat() (map[string]int64, error) {
-	f, err := os.Open(filepath.Join(c.Path, "memory.stat"))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	stat := map[string]int64{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, value, ok := strings.Cut(sc.Text(), " ")
-		if v, err := strconv.ParseInt(value, 10, 64); ok && err == nil {
-			stat[name] = v
-		}
-	}
-	return stat, sc.Err()
-}
-
-func (c *memCgroup) readInt(file string) (int64, error) {
-	b, err := os.ReadFile(filepath.Join(c.Path, file))
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-}
-
-func (c *memCgroup) write(file, value string) error {
-	return os.WriteFile(filepath.Join(c.Path, file), []byte(value), 0)
-}
-
-func (c *memCgroup) mustWrite(file, value string) {
-	c.t.Helper()
-	if err := c.write(file, value); err != nil {
-		c.t.Fatalf("cgroup %s: %v", c.Path, err)
 	}
 }
 

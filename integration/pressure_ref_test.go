@@ -3,7 +3,6 @@ package integration
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"os/exec"
 	"strconv"
@@ -13,36 +12,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/swapfs/swapfs/swap/swaptest"
 )
-
-// swaploadReport is the part of swapload's JSON line the tests read.
-type swaploadReport struct {
-	SizeMiB      int      `json:"size_mib"`
-	Mismatches   int64    `json:"mismatches"`
-	WallS        float64  `json:"wall_s"`
-	PswpinPages  uint64   `json:"pswpin_pages"`
-	PswpoutPages uint64   `json:"pswpout_pages"`
-	SwapinMiBs   float64  `json:"swapin_mib_s"`
-	SwapoutMiBs  float64  `json:"swapout_mib_s"`
-	FaultP50us   float64  `json:"fault_p50_us"`
-	FaultP99us   float64  `json:"fault_p99_us"`
-	FaultMaxus   float64  `json:"fault_max_us"`
-	Faults       int      `json:"faults"`
-	TouchesTimed int64    `json:"touches_timed"`
-	FirstBad     []string `json:"first_mismatches"`
-	Error        string   `json:"error"`
-}
-
-// parseSwaploadReport decodes the last line of swapload's stdout.
-func parseSwaploadReport(stdout string) (swaploadReport, error) {
-	var rep swaploadReport
-	lines := strings.Split(strings.TrimSpace(stdout), "\n")
-	last := lines[len(lines)-1]
-	if !strings.HasPrefix(last, "{") {
-		return rep, errors.New("no JSON report on stdout")
-	}
-	return rep, json.Unmarshal([]byte(last), &rep)
-}
 
 // swapWatch samples a swap area's use in /proc/swaps until stopped.
 type swapWatch struct {
@@ -116,7 +88,7 @@ const (
 // use, and fails t on a mismatch, on a run that did not swap enough, or when dev never held
 // any of the pages. Call it after making dev, so that the cgroup (made here) is removed
 // first: swapoff under a live 128 MiB cgroup would have nowhere to put the pages.
-func runPressure(t testing.TB, dev, what string, swaploadArgs ...string) (swaploadReport, int64) {
+func runPressure(t testing.TB, dev, what string, swaploadArgs ...string) (swaptest.Report, int64) {
 	t.Helper()
 	bin := buildSwapload(t)
 	cg := newMemCgroup(t, pressureLimit)
@@ -139,12 +111,12 @@ func runPressure(t testing.TB, dev, what string, swaploadArgs ...string) (swaplo
 		t.Fatalf("swapload: %v", err)
 	}
 	t.Logf("swapload stderr:\n%s", strings.TrimSpace(stderr.String()))
-	rep, perr := parseSwaploadReport(stdout.String())
+	rep, perr := swaptest.ParseReport(stdout.String())
 	if perr != nil {
 		t.Fatalf("swapload exit %v: %v\nstdout:\n%s", err, perr, stdout.String())
 	}
 	if err != nil || rep.Mismatches != 0 || rep.Error != "" {
-		t.Fatalf("swapload exit %v, %d mismatches %q, error %q; want exit 0 and none", err, rep.Mismatches, rep.FirstBad, rep.Error)
+		t.Fatalf("swapload exit %v, %d mismatches %q, error %q; want exit 0 and none", err, rep.Mismatches, rep.FirstMismatches, rep.Error)
 	}
 	peak, perr := cg.MaxUsage()
 	cgSwap, serr := cg.SwapUsage()

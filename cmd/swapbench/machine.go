@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/swapfs/swapfs/swap/swaptest"
 )
 
 // machine is the description of where the bench ran, for the report's first table.
@@ -32,10 +34,13 @@ func (b *bench) describeMachine(ctx context.Context) machine {
 	}
 	m.add("disk", diskOf(b.work))
 	m.add("workdir filesystem", fsOf(b.work))
-	if v, err := readFile("/sys/fs/cgroup/cgroup.controllers"); err == nil && v != "" {
+	switch v2, err := swaptest.MemoryController(); {
+	case err != nil:
+		m.add("memory cgroup", "none usable: "+err.Error())
+	case v2:
 		m.add("memory cgroup", "v2")
-	} else {
-		m.add("memory cgroup", "v1 ("+cgroupV1Root+")")
+	default:
+		m.add("memory cgroup", "v1")
 	}
 	m.add("date", b.start.Format(time.RFC3339))
 	if v, err := b.goCmd(ctx, time.Minute, "list", "-m", "-f", "{{.Path}} {{.Version}}", "github.com/hanwen/go-fuse/v2"); err == nil {

@@ -216,20 +216,6 @@ ok  	github.com/swapfs/swapfs/swap	4.1s
 	}
 }
 
-func TestParseSwaploadReport(t *testing.T) {
-	out := "some line\n" + `{"size_mib":512,"mismatches":0,"wall_s":12.5,"swapin_mib_s":80.5,"swapout_mib_s":90,"fault_p50_us":120,"fault_p99_us":900,"faults":1000}` + "\n"
-	rep, err := parseSwaploadReport(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.SizeMiB != 512 || rep.WallS != 12.5 || rep.SwapinMiBs != 80.5 || rep.FaultP99us != 900 {
-		t.Errorf("report = %+v", rep)
-	}
-	if _, err := parseSwaploadReport("swapload: usage\n"); err == nil {
-		t.Error("a last line that is not JSON was accepted")
-	}
-}
-
 func TestParseSwapfsStatus(t *testing.T) {
 	st, err := parseSwapfsStatus([]byte(`{"pid": 4321, "store": "/s", "swap": {"files": [], "io": {"reads": 10, "writes": 2,
 		"read_bytes": 40960, "write_bytes": 8192, "errors": 0, "read_latency": {"p50_ns": 131072, "p99_ns": 1048576}}}}`))

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/swapfs/swapfs/swap"
+	"github.com/swapfs/swapfs/swap/swaptest"
 )
 
 // Benchmark 1: swap throughput and latency. cmd/swapload fills 4× the cgroup's limit with a
@@ -21,33 +21,8 @@ import (
 
 var swapPatterns = []string{"seq", "random"}
 
-// swapload's JSON line, the fields the bench reads.
-type swaploadReport struct {
-	SizeMiB     int      `json:"size_mib"`
-	Mismatches  int64    `json:"mismatches"`
-	WallS       float64  `json:"wall_s"`
-	SwapinMiBs  float64  `json:"swapin_mib_s"`
-	SwapoutMiBs float64  `json:"swapout_mib_s"`
-	FaultP50us  float64  `json:"fault_p50_us"`
-	FaultP99us  float64  `json:"fault_p99_us"`
-	Faults      int      `json:"faults"`
-	FirstBad    []string `json:"first_mismatches"`
-	Error       string   `json:"error"`
-}
-
-// parseSwaploadReport decodes the last line of swapload's stdout.
-func parseSwaploadReport(stdout string) (swaploadReport, error) {
-	var rep swaploadReport
-	lines := strings.Split(strings.TrimSpace(stdout), "\n")
-	last := strings.TrimSpace(lines[len(lines)-1])
-	if !strings.HasPrefix(last, "{") {
-		return rep, errors.New("no JSON report on the last line of swapload's stdout")
-	}
-	if err := json.Unmarshal([]byte(last), &rep); err != nil {
-		return rep, fmt.Errorf("swapload's report: %w", err)
-	}
-	return rep, nil
-}
+// cgroupPrefix names the bench's cgroups, so a leftover says whose it is.
+const cgroupPrefix = "swapbench-"
 
 func swapCase(pattern string) string { return "swap-" + pattern }
 func costCase(pattern string) string { return "cost-" + pattern }
@@ -136,11 +111,11 @@ func (b *bench) swapRunOnce(ctx context.Context, s swapSystem, pattern string, r
 	}
 	// The cgroup goes before the area (defers run last first): swapoff under a live cgroup
 	// would have nowhere to put the pages.
-	cg, err := newMemCgroup(b.sz.cgLimit)
+	cg, err := swaptest.NewCgroup(cgroupPrefix, b.sz.cgLimit)
 	if err != nil {
 		return nil, nil, err
 	}
-	cgUndo := b.undo.push("cgroup "+cg.path, func(context.Context) error { return cg.remove() })
+	cgUndo := b.undo.push("cgroup "+cg.Path, func(context.Context) error { return cg.Remove() })
 	defer func() {
 		if cerr := b.undo.run(ctx, cgUndo); cerr != nil {
 			err = errors.Join(err, cerr)
@@ -182,7 +157,7 @@ func (b *bench) swapRunOnce(ctx context.Context, s swapSystem, pattern string, r
 
 // daemonCost is what the FUSE daemon spent during one run: CPU, the largest resident set
 // seen, and for swapfs the size of the requests it served.
-func (b *bench) daemonCost(before, after snapshot, rssPeak int64, rep swaploadReport) map[string]float64 {
+func (b *bench) daemonCost(before, after snapshot, rssPeak int64, rep swaptest.Report) map[string]float64 {
 	moved := float64(after.pswpin+after.pswpout-before.pswpin-before.pswpout) * 4096 / (1 << 30)
 	cpu := after.cpu - before.cpu
 	cost := map[string]float64{
@@ -210,40 +185,40 @@ func (b *bench) daemonCost(before, after snapshot, rssPeak int64, rep swaploadRe
 
 // runSwapload runs the workload in cg and returns its report; a mismatch, a timeout or a
 // failure to run is an error.
-func (b *bench) runSwapload(parent context.Context, cg *memCgroup, pattern string, round int) (swaploadReport, error) {
+func (b *bench) runSwapload(parent context.Context, cg *swaptest.Cgroup, pattern string, round int) (swaptest.Report, error) {
 	ctx, cancel := context.WithTimeout(parent, b.sz.swapTimeout+time.Minute)
 	defer cancel()
 	// swapload's own timeout comes first, so a slow run still reports what it measured.
-	cmd := cg.command(ctx, b.bins.swapload, "-size", strconv.Itoa(b.sz.workMiB), "-rounds", "2",
+	cmd := cg.Command(ctx, b.bins.swapload, "-size", strconv.Itoa(b.sz.workMiB), "-rounds", "2",
 		"-pattern", pattern, "-seed", strconv.Itoa(round), "-timeout", b.sz.swapTimeout.String())
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	switch {
 	case parent.Err() != nil:
-		return swaploadReport{}, fmt.Errorf("interrupted: %w", parent.Err())
+		return swaptest.Report{}, fmt.Errorf("interrupted: %w", parent.Err())
 	case ctx.Err() != nil:
-		return swaploadReport{}, fmt.Errorf("swapload still ran after %v; killed%s", b.sz.swapTimeout+time.Minute, tail(stderr.String(), 400))
+		return swaptest.Report{}, fmt.Errorf("swapload still ran after %v; killed%s", b.sz.swapTimeout+time.Minute, tail(stderr.String(), 400))
 	}
 	var exit *exec.ExitError
 	if err != nil && !errors.As(err, &exit) {
-		return swaploadReport{}, fmt.Errorf("swapload: %w", err)
+		return swaptest.Report{}, fmt.Errorf("swapload: %w", err)
 	}
-	rep, perr := parseSwaploadReport(stdout.String())
+	rep, perr := swaptest.ParseReport(stdout.String())
 	switch {
 	case perr != nil && errors.As(err, &exit) && exit.ProcessState.String() == "signal: killed":
 		// Killed without a word: in a cgroup under pressure, most likely its OOM killer, which
 		// strikes when no swap is left to take the pages (another machine's workload filling
 		// the bench's area, which has the highest priority, can cause that).
 		why := "killed by SIGKILL (not by the bench)"
-		if n, oerr := cg.oomKills(); oerr == nil && n > 0 {
+		if n, oerr := cg.OOMKills(); oerr == nil && n > 0 {
 			why = fmt.Sprintf("killed by the OOM killer of its cgroup (%d kill(s)): no swap left to take its pages?", n)
 		}
 		return rep, fmt.Errorf("swapload %s; swap areas then: %s%s", why, describeSwaps(), tail(stderr.String(), 300))
 	case perr != nil:
 		return rep, fmt.Errorf("swapload exit %v: %w%s", err, perr, tail(stderr.String(), 400))
 	case rep.Mismatches != 0:
-		return rep, fmt.Errorf("MISMATCH: %d words came back wrong: %s", rep.Mismatches, strings.Join(rep.FirstBad, "; "))
+		return rep, fmt.Errorf("MISMATCH: %d words came back wrong: %s", rep.Mismatches, strings.Join(rep.FirstMismatches, "; "))
 	case err != nil || rep.Error != "":
 		return rep, fmt.Errorf("swapload exit %v: %s%s", err, rep.Error, tail(stderr.String(), 400))
 	}

@@ -32,6 +32,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/swapfs/swapfs/swap/swaptest"
 )
 
 const (
@@ -110,33 +112,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	return c, nil
 }
 
-// report is the JSON line on stdout. Swap counters are system-wide (/proc/vmstat): they
-// include other processes' swapping. touches_timed counts every timed first touch of a page
-// in a verify pass; only those slower than fault_threshold_us are faults, and the fault_*
-// latencies are over those alone (a faster touch found the page resident or in the swap
-// cache). Cgroup fields are -1 when the cgroup cannot be read.
-type report struct {
-	SizeMiB          int      `json:"size_mib"`
-	Pattern          string   `json:"pattern"`
-	Rounds           int      `json:"rounds"`
-	Mismatches       int64    `json:"mismatches"`
-	WallS            float64  `json:"wall_s"`
-	PswpinPages      uint64   `json:"pswpin_pages"`
-	PswpoutPages     uint64   `json:"pswpout_pages"`
-	SwapinMiBs       float64  `json:"swapin_mib_s"`
-	SwapoutMiBs      float64  `json:"swapout_mib_s"`
-	FaultP50us       float64  `json:"fault_p50_us"`
-	FaultP99us       float64  `json:"fault_p99_us"`
-	FaultMaxus       float64  `json:"fault_max_us"`
-	TouchesTimed     int64    `json:"touches_timed"`
-	Faults           int      `json:"faults"`
-	FaultThresholdUs float64  `json:"fault_threshold_us"`
-	Cgroup           string   `json:"cgroup,omitempty"`
-	CgroupSwapMaxMiB float64  `json:"cgroup_swap_max_mib"`
-	CgroupPeakMiB    float64  `json:"cgroup_peak_mib"`
-	FirstMismatches  []string `json:"first_mismatches,omitempty"`
-	Error            string   `json:"error,omitempty"`
-}
+// report is the JSON line on stdout, which the tests and the bench decode; its fields are
+// documented there.
+type report = swaptest.Report
 
 func run(args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseFlags(args, stderr)
