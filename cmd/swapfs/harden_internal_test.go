@@ -314,3 +314,20 @@ func TestHarden(t *testing.T) {
 		t.Errorf("without CAP_SYS_RESOURCE: oom_score_adj %d (%q)", r.OOMScoreAdj, r.OOMErr)
 	}
 }
+
+func TestSetProcs(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	t.Setenv("GOMAXPROCS", "")
+	os.Unsetenv("GOMAXPROCS")
+	runtime.GOMAXPROCS(1)
+	procs, set := setProcs()
+	if !set || procs < 8 || runtime.GOMAXPROCS(0) != procs {
+		t.Errorf("setProcs() = %d, %v with GOMAXPROCS %d; want at least 8 Ps, set", procs, set, runtime.GOMAXPROCS(0))
+	}
+	// An administrator's GOMAXPROCS stands.
+	t.Setenv("GOMAXPROCS", "3")
+	runtime.GOMAXPROCS(3)
+	if procs, set := setProcs(); set || procs != 3 {
+		t.Errorf("with GOMAXPROCS=3 in the environment: setProcs() = %d, %v; want 3, untouched", procs, set)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -123,6 +124,25 @@ func mountRun(req mountRequest) int {
 	return startDaemon(req)
 }
 
+// setProcs raises GOMAXPROCS, unless the environment sets it. Nearly every request blocks
+// its goroutine's thread in a pread or pwrite of the data volume, and a P stays with a
+// thread in a system call until sysmon takes it back, which can take up to 10 ms once sysmon
+// has backed off. With one P per CPU, a few requests in the disk then stall every other
+// request, including the reads of /dev/fuse that take new ones: on 2 CPUs, fio at iodepth 16
+// got 21k IOPS and a 19 ms p99 with 2 Ps, 46k and 2 ms with 8. Spare Ps cost a few KiB
+// each; the kernel still schedules the threads on the CPUs there are.
+func setProcs() (int, bool) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		return runtime.GOMAXPROCS(0), false
+	}
+	want := min(max(8, 4*runtime.NumCPU()), 64)
+	if runtime.GOMAXPROCS(0) >= want {
+		return runtime.GOMAXPROCS(0), false
+	}
+	runtime.GOMAXPROCS(want)
+	return want, true
+}
+
 // serve mounts and serves until the filesystem is unmounted: by umount(8), or by SIGTERM or
 // SIGINT. It reports progress to rep, which the starting process (or the terminal) reads.
 func serve(req mountRequest, rep *reporter, fl ioFlusherState) int {
@@ -132,6 +152,9 @@ func serve(req mountRequest, rep *reporter, fl ioFlusherState) int {
 		"options", req.opts.String(), "pid", os.Getpid(), "log", logDestination())
 	// Every mount, before it serves: any file of it may become active swap later.
 	hard := harden(logger, fl)
+	if procs, set := setProcs(); set {
+		logger.Info("GOMAXPROCS raised for blocking I/O", "gomaxprocs", procs, "cpus", runtime.NumCPU())
+	}
 	if path := os.Getenv(envCPUProfile); path != "" {
 		stopProfile := startCPUProfile(path, logger)
 		defer stopProfile()
