@@ -789,3 +789,81 @@ func TestSwapfileSharedMappingFromBefore(t *testing.T) {
 	sw := swaponRecipe(t, f, 4096)
 	releaseSwap(t, sw.dev)
 }
+
+// TestSwapfileWithHoles: item 2 for the sparsest recipe, "truncate -s; mkswap", which leaves
+// every block but the header's a hole: pinning allocates and writes them all, the file then
+// works as swap through the plain recipe, and the store is consistent afterwards.
+func TestSwapfileWithHoles(t *testing.T) {
+	requireSwapTools(t)
+	m := mountStore(t)
+	f := filepath.Join(m.Dir, "sparse.swap")
+	if err := os.WriteFile(f, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(f, testSwapSize); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(f, &st); err != nil || st.Blocks != 0 {
+		t.Fatalf("before mkswap: %d blocks (%v); want a file of holes", st.Blocks, err)
+	}
+	mustRun(t, "mkswap", f)
+	if err := unix.Stat(f, &st); err != nil || st.Blocks != testSwapSize/512 {
+		t.Errorf("after mkswap: %d blocks (%v); want every block allocated, %d", st.Blocks, err, testSwapSize/512)
+	}
+	status := swapStatus(t, m)
+	if len(status.Swap.Files) != 1 || !status.Swap.Files[0].Pinned {
+		t.Fatalf("mkswap over holes did not pin the file: %+v", status.Swap.Files)
+	}
+	// The holes read as zeros, as before, and the header is mkswap's.
+	data, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(data[swap.PageSize-10:swap.PageSize]) != "SWAPSPACE2" || strings.Trim(string(data[swap.PageSize:]), "\x00") != "" {
+		t.Error("after pinning, the file is not mkswap's header followed by zeros")
+	}
+	sw := swaponRecipe(t, f, 4096)
+	if !swapActive(sw.dev) {
+		t.Fatalf("%s is not active", sw.dev)
+	}
+	releaseSwap(t, sw.dev)
+	m.Unmount()
+	requireClean(t, m.Store)
+}
+
+// TestSwapTruncatedHeader: a swap header cut short (a copy that stopped inside the first
+// page) is refused with a message that says so, pins nothing and changes nothing.
+func TestSwapTruncatedHeader(t *testing.T) {
+	requireSwapTools(t)
+	m := mountStore(t)
+	whole := filepath.Join(m.Dir, "whole.swap")
+	mkswapfile(t, m, whole, "--size", "16M")
+	header, err := os.ReadFile(whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(m.Dir, "cut.swap")
+	if err := os.WriteFile(cut, header[:2000], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := swapfs(m.logDir, "swapon", cut)
+	if r.code == 0 {
+		dev := strings.TrimSpace(r.out)
+		t.Cleanup(func() { releaseSwap(t, dev) })
+		t.Fatalf("swapfs swapon of a truncated header succeeded:\n%s", r.out)
+	}
+	if !strings.Contains(r.out, "shorter than") {
+		t.Errorf("the refusal does not say the header is cut short:\n%s", r.out)
+	}
+	for _, fs := range swapStatus(t, m).Swap.Files {
+		if fs.Path == "/cut.swap" {
+			t.Errorf("the truncated header was pinned: %+v", fs)
+		}
+	}
+	if got, err := os.ReadFile(cut); err != nil || string(got) != string(header[:2000]) {
+		t.Errorf("the refused file changed: %d bytes, %v", len(got), err)
+	}
+	m.Unmount()
+	requireClean(t, m.Store)
+}

@@ -50,6 +50,9 @@ func ParseHeader(page []byte, fileSize int64) (Header, error) {
 	if len(page) < PageSize {
 		return Header{}, invalid("header is %d bytes, shorter than a %d-byte page", len(page), PageSize)
 	}
+	if fileSize < PageSize {
+		return Header{}, invalid("the file is %d bytes, shorter than the %d-byte page that holds a swap header (cut short?)", fileSize, PageSize)
+	}
 	switch string(page[PageSize-len(signature) : PageSize]) {
 	case signature:
 	case signatureOld:

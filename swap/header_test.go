@@ -47,6 +47,7 @@ func TestParseHeader(t *testing.T) {
 		{"beyond the file", put(1028, 256), fileSize, "shrunk"},
 		{"bad pages", put(1032, 1), fileSize, "bad pages"},
 		{"too many bad pages", put(1032, 1000), fileSize, "more than a header"},
+		{"file shorter than the header page", nil, 2000, "shorter than the 4096-byte page"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
