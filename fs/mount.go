@@ -43,6 +43,12 @@ const (
 	// maxBackground is how many asynchronous requests (readahead, async direct I/O) the
 	// kernel keeps in flight: at least a loop device's queue depth (hw_queue_depth, 128 by
 	// default), so that the loop driver is not throttled by FUSE before its own queue fills.
+	//
+	// go-fuse's MaxInflightRequestBytes is left unbounded on purpose: requests in flight
+	// are bounded by the kernel (maxBackground asynchronous ones, and one per blocked
+	// caller), and a bound here could deadlock the daemon, whose active-swap checks query
+	// loop devices (LOOP_GET_STATUS64 stats the backing file) and so send GETATTRs to this
+	// very mount, which need a free reader while the requests waiting for them hold theirs.
 	maxBackground = 128
 )
 
