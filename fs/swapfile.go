@@ -48,9 +48,12 @@ type swapFiles struct {
 	// handle while the file becomes active swap.
 	writers map[uint64]int
 
-	// volumeRotational is whether the data volume sits on rotational storage, which the
-	// loop device over a swapfile should say (swap.Rotational); found once.
-	volumeRotational func() (bool, error)
+	// rotational caches whether the data volume sits on rotational storage, which the loop
+	// device over a swapfile should say (swap.Rotational); a failure is not cached.
+	rotational struct {
+		sync.Mutex
+		known, value bool
+	}
 
 	// stripes serialise, per inode, everything that decides or changes whether a file is
 	// pinned: pinning, and the check-then-change of a truncate, fallocate or write that
@@ -89,8 +92,7 @@ type swapFile struct {
 
 func newSwapFiles(store *meta.Store) *swapFiles {
 	return &swapFiles{store: store, files: make(map[uint64]*swapFile), candidates: make(map[uint64]bool),
-		writers:          make(map[uint64]int),
-		volumeRotational: sync.OnceValues(func() (bool, error) { return swap.Rotational(store.DataVolume()) })}
+		writers: make(map[uint64]int)}
 }
 
 // pinned returns the file's entry when it is pinned, with its I/O lock held shared; the
@@ -458,6 +460,20 @@ func (s *swapFiles) repinAll(log interface {
 	return nil
 }
 
+// volumeRotational is swap.Rotational of the data volume, found once it succeeds.
+func (s *swapFiles) volumeRotational() (bool, error) {
+	s.rotational.Lock()
+	defer s.rotational.Unlock()
+	if !s.rotational.known {
+		v, err := swap.Rotational(s.store.DataVolume())
+		if err != nil {
+			return false, err
+		}
+		s.rotational.known, s.rotational.value = true, v
+	}
+	return s.rotational.value, nil
+}
+
 // status describes one pinned file.
 func (s *swapFiles) status(ino uint64) swap.FileStatus {
 	st := swap.FileStatus{Ino: ino}
@@ -471,9 +487,18 @@ func (s *swapFiles) status(ino uint64) swap.FileStatus {
 	}
 	st.Path, _ = s.store.PathOf(ino)
 	st.Loop, st.Active, st.Priority, st.UsedBytes, _ = s.active(ino, true)
-	st.VolumeRotational, _ = s.volumeRotational()
+	var errs []error
+	var err error
+	if st.VolumeRotational, err = s.volumeRotational(); err != nil {
+		errs = append(errs, err)
+	}
 	if st.Loop != "" {
-		st.LoopRotational, _ = swap.LoopRotational(st.Loop)
+		if st.LoopRotational, err = swap.LoopRotational(st.Loop); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		st.RotationalErr = err.Error()
 	}
 	return st
 }

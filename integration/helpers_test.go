@@ -319,6 +319,7 @@ func startForeground(t testing.TB, store, dir string, args ...string) *daemon {
 	trackPid(d.cmd.Process.Pid)
 	go func() {
 		d.err = d.cmd.Wait()
+		untrackPid(d.cmd.Process.Pid)
 		close(d.done)
 	}()
 	t.Cleanup(func() {

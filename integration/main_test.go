@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -50,6 +51,13 @@ func trackPid(pid int) {
 	created.Lock()
 	defer created.Unlock()
 	created.pids = append(created.pids, pid)
+}
+
+// untrackPid forgets a daemon that has been reaped: its pid may be reused by anything.
+func untrackPid(pid int) {
+	created.Lock()
+	defer created.Unlock()
+	created.pids = slices.DeleteFunc(created.pids, func(p int) bool { return p == pid })
 }
 
 func TestMain(m *testing.M) {
@@ -139,7 +147,9 @@ func leftovers() []string {
 		runQuiet("swapoff", f[0])
 	}
 	for _, pid := range created.pids {
-		if alive(pid) {
+		// The comm check: a daemon that exited unseen may have left its pid to another
+		// program.
+		if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); alive(pid) && strings.TrimSpace(string(comm)) == "swapfs" {
 			left = append(left, fmt.Sprintf("swapfs daemon, pid %d", pid))
 			syscall.Kill(pid, syscall.SIGKILL)
 		}

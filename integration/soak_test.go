@@ -205,8 +205,8 @@ func TestSoakCrashLoop(t *testing.T) {
 	t.Logf("%d kills in %v; %d fsynced files kept", kills, d, len(synced))
 }
 
-// keepMeta copies a store's meta.db and the daemon's log out of the test's temporary
-// directories, which go when the test ends, and returns where they are.
+// keepMeta copies a store's meta.db out of the test's temporary directories, which go when
+// the test ends, and returns where it is.
 func keepMeta(t *testing.T, store string) string {
 	dir, err := os.MkdirTemp("", "swapfs-soak-failed-")
 	if err != nil {

@@ -82,7 +82,7 @@ func planAlloc(tx *bolt.Tx, n, goal uint64) ([]take, error) {
 		}
 	}
 	back := tx.Bucket(bucketFreelen).Cursor()
-	k, _ := back.Last()
+	k, _ := last(back)
 	for n > 0 {
 		r, ok, err := bestFit(tx, n, skip)
 		if err != nil {

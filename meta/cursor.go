@@ -17,7 +17,7 @@ import (
 // repeated across empty leaves.
 func prev(c *bolt.Cursor, k []byte) ([]byte, []byte) {
 	if k == nil {
-		return c.Last()
+		return last(c)
 	}
 	pk, pv := c.Prev()
 	if pk != nil {
@@ -32,4 +32,14 @@ func prev(c *bolt.Cursor, k []byte) ([]byte, []byte) {
 		pk, pv = c.Prev()
 	}
 	return pk, pv
+}
+
+// last is c.Last, except for a bucket whose keys were all deleted in this transaction and
+// that still spans two leaves or more: there bbolt's Last (v1.4.3) never returns (it steps
+// back over the empty leaves to the first, which sends it forward to the last again).
+func last(c *bolt.Cursor) ([]byte, []byte) {
+	if k, _ := c.Bucket().Cursor().First(); k == nil {
+		return nil, nil
+	}
+	return c.Last()
 }

@@ -3,6 +3,7 @@ package meta
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -79,4 +80,56 @@ func decodeKeyU64(k []byte) uint64 {
 		v = v<<8 | uint64(b)
 	}
 	return v
+}
+
+// A bucket whose keys were all deleted in the transaction, over several leaves: bbolt's
+// Last loops forever there; prev past the end must answer nil.
+func TestPrevOfABucketEmptiedInTheTransaction(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "t.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	name := []byte("b")
+	const n = 5000
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket(name)
+		if err != nil {
+			return err
+		}
+		for i := range uint64(n) {
+			if err := b.Put(u64(i), encodeU64(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.Begin(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	b := tx.Bucket(name)
+	for i := range uint64(n) {
+		if err := b.Delete(u64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan []byte, 1)
+	go func() {
+		c := b.Cursor()
+		k, _ := c.Seek(u64(7))
+		pk, _ := prev(c, k)
+		done <- pk
+	}()
+	select {
+	case pk := <-done:
+		if pk != nil {
+			t.Errorf("prev in an emptied bucket = %x, want nil", pk)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("prev in a bucket emptied in the transaction did not return in 10 s")
+	}
 }

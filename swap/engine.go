@@ -23,9 +23,6 @@ const (
 	// number is a trade of memory (1 MiB each) against parallelism a 2-queue loop device
 	// and a data volume on one disk cannot use anyway.
 	DefaultBuffers = 16
-	// defaultSector is the O_DIRECT alignment assumed for offsets and lengths when the
-	// kernel does not report one (STATX_DIOALIGN is from Linux 6.1).
-	defaultSector = 512
 )
 
 // Engine moves swap I/O between FUSE request buffers and the data volume through its own
@@ -93,7 +90,14 @@ func dioAlignment(f *os.File) (int64, error) {
 		return 0, fmt.Errorf("statx: %w", err)
 	}
 	if stx.Mask&unix.STATX_DIOALIGN == 0 {
-		return defaultSector, nil // an older kernel: not reported
+		// Not reported (a kernel before 6.1): a block device's logical sector size is
+		// what its direct I/O needs; for a file, a page is always enough.
+		if stx.Mode&unix.S_IFMT == unix.S_IFBLK {
+			if ss, err := unix.IoctlGetInt(int(f.Fd()), unix.BLKSSZGET); err == nil && ss > 0 && ss <= PageSize && ss&(ss-1) == 0 {
+				return int64(ss), nil
+			}
+		}
+		return PageSize, nil
 	}
 	off, mem := int64(stx.Dio_offset_align), int64(stx.Dio_mem_align)
 	switch {

@@ -227,7 +227,8 @@ type LoopInfo struct {
 	DirectIO    bool
 	// Err says why the backing file could not be queried: its filesystem is gone (a
 	// killed FUSE daemon leaves ENOTCONN) or failing. BackingDev and BackingIno are then
-	// zero. Only Loops reports such devices; the LoopsBacking functions skip them.
+	// zero. Only Loops reports such devices; the LoopsBacking functions skip those over a
+	// dead mount and fail on the others.
 	Err error
 }
 
@@ -243,9 +244,8 @@ func Loops() ([]LoopInfo, error) {
 }
 
 // LoopsBacking returns the loop devices whose backing file is the inode (dev, ino), as
-// stat(2) reports st_dev and st_ino. Devices whose backing file cannot be queried are
-// skipped: the caller has just stat'ed (dev, ino), so its filesystem answers, and a loop
-// device over a file that does not answer is over another one. The caveat of Loops
+// stat(2) reports st_dev and st_ino. Devices over a dead mount are skipped (overDeadMount):
+// the caller has just stat'ed (dev, ino), so its filesystem answers. The caveat of Loops
 // applies; LoopsBackingIn avoids it.
 func LoopsBacking(dev, ino uint64) ([]LoopInfo, error) {
 	return scanLoops(func(i *unix.LoopInfo64) bool { return i.Device == dev && i.Inode == ino }, false)
@@ -272,9 +272,8 @@ func LoopsBackingIn(dir string, dev, ino uint64) ([]LoopInfo, error) {
 			continue // unbound, or backed by a file elsewhere
 		}
 		info, ok, err := loopInfo(i, func(st *unix.LoopInfo64) bool { return st.Device == dev && st.Inode == ino })
-		var unqueryable *backingError
-		if errors.As(err, &unqueryable) {
-			continue // over a dead mount nested under dir, as in LoopsBacking
+		if overDeadMount(err) {
+			continue // a dead mount nested under dir, as in LoopsBacking
 		}
 		if err != nil {
 			return nil, fmt.Errorf("list loop devices: %w", err)
@@ -306,10 +305,9 @@ func scanLoops(match func(*unix.LoopInfo64) bool, withFailed bool) ([]LoopInfo, 
 		info, ok, err := loopInfo(n, match)
 		var unqueryable *backingError
 		switch {
-		case errors.As(err, &unqueryable):
-			if withFailed {
-				out = append(out, info)
-			}
+		case withFailed && errors.As(err, &unqueryable):
+			out = append(out, info)
+		case overDeadMount(err):
 		case err != nil:
 			return nil, fmt.Errorf("list loop devices: %w", err)
 		case ok:
@@ -317,6 +315,15 @@ func scanLoops(match func(*unix.LoopInfo64) bool, withFailed bool) ([]LoopInfo, 
 		}
 	}
 	return out, nil
+}
+
+// overDeadMount says the loop device's backing file is on a filesystem that is gone (a FUSE
+// mount whose daemon died answers ENOTCONN): it cannot be the file a caller has just
+// stat'ed. Any other failure to query a device is an error, so that a check of whether a
+// file is in use fails closed.
+func overDeadMount(err error) bool {
+	var unqueryable *backingError
+	return errors.As(err, &unqueryable) && errors.Is(err, unix.ENOTCONN)
 }
 
 // backingError is a loop device whose backing file could not be stat'ed.

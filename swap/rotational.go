@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -20,19 +21,71 @@ import (
 // gives the loop device that flag before swapon(2) reads it.
 
 // Rotational reports whether the storage under path is rotational: for a block device its
-// own queue's flag, for a regular file that of the block device holding its filesystem. A
-// filesystem without one (tmpfs, FUSE, an anonymous device) counts as non-rotational, as
-// the loop driver counts it (loop_update_rotational).
+// own queue's flag, for a regular file that of the block device holding its filesystem.
+// Filesystems that give their files an anonymous device number (btrfs, bcachefs, ZFS) are
+// looked up by their mount's source device, which is where a native swapfile on them
+// would swap. A filesystem with no block device at all (tmpfs, FUSE, NFS) counts as
+// non-rotational, as the loop driver counts it (loop_update_rotational).
 func Rotational(path string) (bool, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
 		return false, fmt.Errorf("rotational: %w", err)
 	}
-	dev := st.Dev
 	if st.Mode&unix.S_IFMT == unix.S_IFBLK {
-		dev = st.Rdev
+		return devRotational(unix.Major(st.Rdev), unix.Minor(st.Rdev))
 	}
-	return devRotational(unix.Major(dev), unix.Minor(dev))
+	major, minor := unix.Major(st.Dev), unix.Minor(st.Dev)
+	if major != 0 {
+		return devRotational(major, minor)
+	}
+	src, err := mountSource(major, minor)
+	if err != nil {
+		return false, fmt.Errorf("rotational of %s: %w", path, err)
+	}
+	var sst unix.Stat_t
+	if !strings.HasPrefix(src, "/dev/") || unix.Stat(src, &sst) != nil || sst.Mode&unix.S_IFMT != unix.S_IFBLK {
+		return false, nil // no block device: the loop driver's answer too
+	}
+	return devRotational(unix.Major(sst.Rdev), unix.Minor(sst.Rdev))
+}
+
+// mountSource is the source field of the mount whose device number is major:minor, from
+// /proc/self/mountinfo ("" when none has it).
+func mountSource(major, minor uint32) (string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	want := fmt.Sprintf("%d:%d", major, minor)
+	for _, line := range strings.Split(string(b), "\n") {
+		// ID PARENT MAJOR:MINOR ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
+		f := strings.Fields(line)
+		if len(f) < 3 || f[2] != want {
+			continue
+		}
+		for i, x := range f {
+			if x == "-" && i+2 < len(f) {
+				return unescapeMountinfo(f[i+2]), nil
+			}
+		}
+	}
+	return "", nil
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for a space) of a mountinfo field.
+func unescapeMountinfo(s string) string {
+	var out strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				out.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		out.WriteByte(s[i])
+	}
+	return out.String()
 }
 
 // devRotational reads queue/rotational of block device major:minor; a partition has no
@@ -45,17 +98,15 @@ func devRotational(major, minor uint32) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("rotational of %d:%d: %w", major, minor, err)
 	}
-	for _, dir := range []string{sys, filepath.Dir(sys)} {
-		v, err := readSysfs(filepath.Join(dir, "queue", "rotational"))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return false, fmt.Errorf("rotational of %d:%d: %w", major, minor, err)
-		}
-		return v == "1", nil
+	dir := sys
+	if _, err := os.Stat(filepath.Join(sys, "partition")); err == nil {
+		dir = filepath.Dir(sys)
 	}
-	return false, fmt.Errorf("rotational of %d:%d: %s has no queue/rotational, nor has its parent", major, minor, sys)
+	v, err := readSysfs(filepath.Join(dir, "queue", "rotational"))
+	if err != nil {
+		return false, fmt.Errorf("rotational of %d:%d: %w", major, minor, err)
+	}
+	return v == "1", nil
 }
 
 // LoopRotational reports the rotational flag of a block device such as /dev/loopN.

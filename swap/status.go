@@ -18,6 +18,8 @@ type FileStatus struct {
 	// loop device should say so too; LoopRotational is what it says (when Loop is set).
 	VolumeRotational bool `json:"volume_rotational"`
 	LoopRotational   bool `json:"loop_rotational"`
+	// RotationalErr says why either flag could not be read; they are false then.
+	RotationalErr string `json:"rotational_error,omitempty"`
 }
 
 // Latency summarises request latencies, from a fixed set of histogram buckets (so the

@@ -130,12 +130,14 @@ func mountRun(req mountRequest) int {
 // has backed off. With one P per CPU, a few requests in the disk then stall every other
 // request, including the reads of /dev/fuse that take new ones: on 2 CPUs, fio at iodepth 16
 // got 21k IOPS and a 19 ms p99 with 2 Ps, 46k and 2 ms with 8. Spare Ps cost a few KiB
-// each; the kernel still schedules the threads on the CPUs there are.
+// each; the kernel still schedules the threads on the CPUs there are. The count starts from
+// the runtime's own default, which follows a cgroup's CPU limit, not from the machine's
+// CPUs; setting it ends the runtime's later updates of that default.
 func setProcs() (int, bool) {
 	if os.Getenv("GOMAXPROCS") != "" {
 		return runtime.GOMAXPROCS(0), false
 	}
-	want := min(max(8, 4*runtime.NumCPU()), 64)
+	want := min(max(8, 4*runtime.GOMAXPROCS(0)), 64)
 	if runtime.GOMAXPROCS(0) >= want {
 		return runtime.GOMAXPROCS(0), false
 	}

@@ -193,6 +193,10 @@ func renderSwapfiles(w io.Writer, mountpoint string, files []swap.FileStatus) {
 	}
 	tw.Flush()
 	for _, f := range files {
+		if f.RotationalErr != "" {
+			fmt.Fprintf(w, "  note: the rotational flags of %s cannot be read: %s\n", orDash(f.Loop), f.RotationalErr)
+			continue
+		}
 		if f.Loop != "" && f.LoopRotational != f.VolumeRotational {
 			fmt.Fprintf(w, "  note: %s says rotational=%d but the data volume's storage is rotational=%d, so the kernel's swap readahead is not what a native swapfile there gets; "+
 				"swapfs swapon sets it, or before swapon: echo %d > /sys/block/%s/queue/rotational\n",

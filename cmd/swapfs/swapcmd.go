@@ -324,7 +324,9 @@ func swaponFile(path string, prio int, discard bool) (string, int, error) {
 	}
 	// What the loop driver would have said for a file directly on the data volume's disk,
 	// and what picks the kernel's swap readahead; a failure costs speed, not correctness.
-	if err := swap.SetLoopRotational(dev, st.VolumeRotational); err != nil {
+	if st.RotationalErr != "" {
+		fmt.Fprintf(os.Stderr, "swapfs swapon: warning: %s; %s keeps the loop driver's rotational flag\n", st.RotationalErr, dev)
+	} else if err := swap.SetLoopRotational(dev, st.VolumeRotational); err != nil {
 		fmt.Fprintf(os.Stderr, "swapfs swapon: warning: %v; swap readahead will be that of a non-rotational device\n", err)
 	}
 	opts := swap.SwaponOptions{Priority: prio, HasPriority: prio >= 0, Discard: discard}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -41,11 +42,11 @@ type Cgroup struct {
 // to its children. It never enables a controller: that would change the whole machine.
 func MemoryController() (v2 bool, err error) {
 	if b, rerr := os.ReadFile(filepath.Join(cgroupV2Root, "cgroup.controllers")); rerr == nil {
-		if !strings.Contains(" "+string(b)+" ", " memory ") {
+		if !slices.Contains(strings.Fields(string(b)), "memory") {
 			return true, errors.New("cgroup v2 without the memory controller: cannot confine memory pressure")
 		}
 		sub, _ := os.ReadFile(filepath.Join(cgroupV2Root, "cgroup.subtree_control"))
-		if !strings.Contains(" "+strings.TrimSpace(string(sub))+" ", " memory ") {
+		if !slices.Contains(strings.Fields(string(sub)), "memory") {
 			return true, errors.New("cgroup v2: memory is not in the root's cgroup.subtree_control, so a child cgroup would have no memory limit")
 		}
 		return true, nil
