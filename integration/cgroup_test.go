@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swapfs/swapfs/swap"
 	"github.com/swapfs/swapfs/swap/swaptest"
 )
 
@@ -203,7 +204,7 @@ func swapUsed(path string) (int64, bool) {
 	for _, line := range strings.Split(string(b), "\n")[1:] {
 		// Filename Type Size Used Priority, sizes in KiB (mm/swapfile.c swap_show).
 		f := strings.Fields(line)
-		if len(f) >= 5 && unescape(f[0]) == path {
+		if len(f) >= 5 && swap.UnescapeMountField(f[0]) == path {
 			used, _ := strconv.ParseInt(f[3], 10, 64)
 			return used << 10, true
 		}

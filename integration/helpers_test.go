@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/swapfs/swapfs/swap"
 )
 
 // Timeouts for anything that could hang.
@@ -245,27 +247,11 @@ func mountEntry(dir string) ([]string, bool) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) >= 4 && unescape(fields[1]) == dir {
+		if len(fields) >= 4 && swap.UnescapeMountField(fields[1]) == dir {
 			found = fields // the last one is the one on top
 		}
 	}
 	return found, found != nil
-}
-
-// unescape undoes the octal escapes of /proc/mounts (proc(5)).
-func unescape(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 func waitMounted(dir string, want bool, timeout time.Duration) bool {

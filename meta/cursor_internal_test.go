@@ -11,33 +11,8 @@ import (
 // In a write transaction, deleting every key of some leaves leaves them empty until the
 // commit; prev must step over them to the key before, where bbolt's own Prev stops short.
 func TestPrevSkipsLeavesEmptiedInTheTransaction(t *testing.T) {
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "t.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	name := []byte("b")
 	const n = 5000
-	if err := db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucket(name)
-		if err != nil {
-			return err
-		}
-		for i := range uint64(n) {
-			if err := b.Put(u64(i), encodeU64(i)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	tx, err := db.Begin(true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	b := tx.Bucket(name)
+	b := bucketInWriteTx(t, n)
 	// Keys 1..n-2 go, as release deletes the keys of runs it merges into key 0's run.
 	for i := uint64(1); i < n-1; i++ {
 		if err := b.Delete(u64(i)); err != nil {
@@ -85,33 +60,8 @@ func decodeKeyU64(k []byte) uint64 {
 // A bucket whose keys were all deleted in the transaction, over several leaves: bbolt's
 // Last loops forever there; prev past the end must answer nil.
 func TestPrevOfABucketEmptiedInTheTransaction(t *testing.T) {
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "t.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	name := []byte("b")
 	const n = 5000
-	if err := db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucket(name)
-		if err != nil {
-			return err
-		}
-		for i := range uint64(n) {
-			if err := b.Put(u64(i), encodeU64(i)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	tx, err := db.Begin(true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	b := tx.Bucket(name)
+	b := bucketInWriteTx(t, n)
 	for i := range uint64(n) {
 		if err := b.Delete(u64(i)); err != nil {
 			t.Fatal(err)
@@ -132,4 +82,36 @@ func TestPrevOfABucketEmptiedInTheTransaction(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("prev in a bucket emptied in the transaction did not return in 10 s")
 	}
+}
+
+// bucketInWriteTx commits a bucket of n keys (0 .. n-1, over many leaves) and returns it in a
+// new write transaction, which Cleanup rolls back.
+func bucketInWriteTx(t *testing.T, n uint64) *bolt.Bucket {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "t.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	name := []byte("b")
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket(name)
+		if err != nil {
+			return err
+		}
+		for i := range n {
+			if err := b.Put(u64(i), encodeU64(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.Begin(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback() })
+	return tx.Bucket(name)
 }

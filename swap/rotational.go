@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -65,27 +64,11 @@ func mountSource(major, minor uint32) (string, error) {
 		}
 		for i, x := range f {
 			if x == "-" && i+2 < len(f) {
-				return unescapeMountinfo(f[i+2]), nil
+				return UnescapeMountField(f[i+2]), nil
 			}
 		}
 	}
 	return "", nil
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for a space) of a mountinfo field.
-func unescapeMountinfo(s string) string {
-	var out strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				out.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		out.WriteByte(s[i])
-	}
-	return out.String()
 }
 
 // devRotational reads queue/rotational of block device major:minor; a partition has no

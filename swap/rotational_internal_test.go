@@ -6,7 +6,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func TestUnescapeMountinfo(t *testing.T) {
+func TestUnescapeMountField(t *testing.T) {
 	for in, want := range map[string]string{
 		`/dev/sda1`:           "/dev/sda1",
 		`/mnt/my\040disk`:     "/mnt/my disk",
@@ -14,8 +14,8 @@ func TestUnescapeMountinfo(t *testing.T) {
 		`trailing\04`:         `trailing\04`,
 		`not\999octal\011tab`: "not\\999octal\ttab",
 	} {
-		if got := unescapeMountinfo(in); got != want {
-			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
+		if got := UnescapeMountField(in); got != want {
+			t.Errorf("UnescapeMountField(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/swapfs/swapfs/swap"
 	"github.com/swapfs/swapfs/swap/swaptest"
 )
 
@@ -125,7 +126,7 @@ func fsOf(dir string) string {
 		if len(fields) < 7 {
 			continue
 		}
-		mp := unescapeOctal(fields[4])
+		mp := swap.UnescapeMountField(fields[4])
 		if !(dir == mp || strings.HasPrefix(dir, strings.TrimSuffix(mp, "/")+"/")) || len(mp) < len(best) {
 			continue
 		}

@@ -32,6 +32,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/swapfs/swapfs/swap"
 )
 
 // config is the command line.
@@ -428,8 +430,8 @@ func removeWorkdir(dir string) error {
 		return err
 	}
 	for _, line := range strings.Split(string(f), "\n") {
-		if fl := strings.Fields(line); len(fl) > 4 && strings.HasPrefix(unescapeOctal(fl[4]), dir+"/") {
-			return fmt.Errorf("%s is still mounted; leaving %s in place", unescapeOctal(fl[4]), dir)
+		if fl := strings.Fields(line); len(fl) > 4 && strings.HasPrefix(swap.UnescapeMountField(fl[4]), dir+"/") {
+			return fmt.Errorf("%s is still mounted; leaving %s in place", swap.UnescapeMountField(fl[4]), dir)
 		}
 	}
 	return os.RemoveAll(dir)

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/swapfs/swapfs/swap"
 )
 
 func TestParseVmstat(t *testing.T) {
@@ -93,8 +95,8 @@ func TestUnescapeOctal(t *testing.T) {
 	for in, want := range map[string]string{
 		`/a\040b`: "/a b", `/plain`: "/plain", `/tab\011x`: "/tab\tx", `/trail\04`: `/trail\04`, `/bad\09x`: `/bad\09x`,
 	} {
-		if got := unescapeOctal(in); got != want {
-			t.Errorf("unescapeOctal(%q) = %q, want %q", in, got, want)
+		if got := swap.UnescapeMountField(in); got != want {
+			t.Errorf("swap.UnescapeMountField(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

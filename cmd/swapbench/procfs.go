@@ -9,6 +9,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/swapfs/swapfs/swap"
 )
 
 // Readers of /proc, as pure functions over the text (proc(5)) so they can be tested without
@@ -127,28 +129,9 @@ func parseSwaps(data string) []swapArea {
 		size, _ := strconv.ParseInt(f[2], 10, 64)
 		used, _ := strconv.ParseInt(f[3], 10, 64)
 		prio, _ := strconv.Atoi(f[4])
-		out = append(out, swapArea{name: unescapeOctal(f[0]), kind: f[1], sizeKiB: size, usedKiB: used, priority: prio})
+		out = append(out, swapArea{name: swap.UnescapeMountField(f[0]), kind: f[1], sizeKiB: size, usedKiB: used, priority: prio})
 	}
 	return out
-}
-
-// unescapeOctal undoes the \NNN escapes the kernel uses for spaces and the like in paths.
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var sb strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				sb.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		sb.WriteByte(s[i])
-	}
-	return sb.String()
 }
 
 func readVmstat() (map[string]uint64, error) {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/swapfs/swapfs/swap"
 )
 
 // The systems under test and their set-up and teardown: the swapfs mount, the go-fuse
@@ -275,7 +277,7 @@ func fsType(dir string) string {
 	for sc.Scan() {
 		// proc(5): ID parent major:minor root mountpoint options [optional...] - type source
 		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 || unescapeOctal(fields[4]) != dir {
+		if len(fields) < 5 || swap.UnescapeMountField(fields[4]) != dir {
 			continue
 		}
 		for i, fl := range fields {

@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/swapfs/swapfs/swap"
 )
 
 // fsType is the type the kernel shows for a swapfs mount in /proc/mounts.
@@ -29,31 +30,11 @@ func mountedOn(store string) (string, error) {
 		if len(fields) < 3 || fields[2] != fsType {
 			continue
 		}
-		if filepath.Clean(unescapeMountField(fields[0])) == store {
-			return unescapeMountField(fields[1]), nil
+		if filepath.Clean(swap.UnescapeMountField(fields[0])) == store {
+			return swap.UnescapeMountField(fields[1]), nil
 		}
 	}
 	return "", sc.Err()
-}
-
-// unescapeMountField undoes the octal escapes (\040 for a space) of /proc/mounts; see
-// proc(5) and the kernel's show_vfsmnt/mangle.
-func unescapeMountField(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // errInUse says that another process holds the store's lock: a mount, or a running fsck.

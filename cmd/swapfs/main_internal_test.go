@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/swapfs/swapfs/swap"
 )
 
 func TestParseMountOptions(t *testing.T) {
@@ -128,8 +130,8 @@ func TestUnescapeMountField(t *testing.T) {
 		`/tab\011x\012end`: "/tab\tx\nend",
 	}
 	for in, want := range tests {
-		if got := unescapeMountField(in); got != want {
-			t.Errorf("unescapeMountField(%q) = %q, want %q", in, got, want)
+		if got := swap.UnescapeMountField(in); got != want {
+			t.Errorf("swap.UnescapeMountField(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -110,7 +110,7 @@ func swapfsMountpoints() ([]string, error) {
 		if len(fields) < 3 || fields[2] != fsType {
 			continue
 		}
-		mnt := unescapeMountField(fields[1])
+		mnt := swap.UnescapeMountField(fields[1])
 		if !seen[mnt] {
 			seen[mnt] = true
 			out = append(out, mnt)

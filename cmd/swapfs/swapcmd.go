@@ -78,7 +78,7 @@ func swapfsMountOf(dev uint64) (string, error) {
 			continue
 		}
 		if fields[2] == want && fields[sep+1] == fsType {
-			return unescapeMountField(fields[4]), nil
+			return swap.UnescapeMountField(fields[4]), nil
 		}
 	}
 	return "", sc.Err()
