@@ -18,7 +18,7 @@ BENCHFLAGS ?=
 
 help:
 	@echo "make build      build $(BIN)"
-	@echo "make test       everything: gofmt + vet, unit and integration tests (-race on meta, fs), as root"
+	@echo "make test       everything: gofmt + vet, unit and integration tests (-race on meta, fs, swap), as root"
 	@echo "make run        build and mount a store in $(STORE) on $(MNT) (as root); make stop unmounts"
 	@echo "make install    install to \$$DESTDIR\$$PREFIX/bin, with mount.swapfs and mount.fuse.swapfs in $(SBINDIR)"
 	@echo "make fuzz       run each FuzzXxx target for $(FUZZTIME)"
@@ -37,7 +37,7 @@ vet:
 	$(GO) vet -tags soak ./integration/
 
 # test runs every step even after one fails, then prints a summary; it fails if any step did.
-# meta and fs run with -race (they are concurrent) and meta once more with GOMAXPROCS=1;
+# meta, fs and swap run with -race (they are concurrent) and meta once more with GOMAXPROCS=1;
 # everything else (cmd, integration: real mounts, needs root and /dev/fuse) runs once.
 # Tests run with -v so that every skipped test shows its reason; gotest drops the RUN and
 # PASS lines that -v adds, and keeps logs, skips and failures.
@@ -48,9 +48,9 @@ test:
 		summary="$$summary$$(printf '  %-4s  %-40s %5ss' "$$r" "$$name" "$$(( $$(date +%s) - t0 ))")\n"; }; \
 	gotest() { set -o pipefail; $(GO) test -v "$$@" 2>&1 | \
 		{ grep -vE '^(=== (RUN|PAUSE|CONT|NAME) |[[:space:]]*--- PASS: )' || true; }; }; \
-	others=$$($(GO) list ./... | grep -v -e '/meta$$' -e '/fs$$'); \
+	others=$$($(GO) list ./... | grep -v -e '/meta$$' -e '/fs$$' -e '/swap$$'); \
 	step "gofmt + go vet" $(MAKE) --no-print-directory vet; \
-	step "meta, fs with -race" gotest -count=1 -race -timeout 6m ./meta/... ./fs/...; \
+	step "meta, fs, swap with -race" gotest -count=1 -race -timeout 6m ./meta/... ./fs/... ./swap/; \
 	onecpu() { ( export GOMAXPROCS=1; "$$@" ); }; \
 	step "meta with GOMAXPROCS=1" onecpu gotest -count=1 -timeout 4m ./meta/...; \
 	step "cmd, integration and the rest" gotest -count=1 -timeout 12m $$others; \
