@@ -145,7 +145,7 @@ func (n *Node) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, offIn ui
 		return 0, syscall.EXDEV
 	}
 	// As generic_copy_file_checks refuses a native swapfile on either side.
-	if n.fs.swap.isPinned(n.ino) && n.swapBusy("copy_file_range from") {
+	if n.swapBusy("copy_file_range from") {
 		return 0, syscall.ETXTBSY
 	}
 	defer dst.fs.swap.lock(dst.ino).Unlock()

@@ -93,6 +93,19 @@ func swaponRecipe(t testing.TB, file string, sectorSize int) swapDevice {
 	return swapDevice{dev: dev, file: file}
 }
 
+// swaponRefused runs "swapfs swapon file", which must fail, and returns what it said. If
+// it succeeds the swap area is released when t ends and t stops.
+func swaponRefused(t testing.TB, m *swapfsMount, file, what string) string {
+	t.Helper()
+	r := swapfs(m.logDir, "swapon", file)
+	if r.code == 0 {
+		dev := strings.TrimSpace(r.out)
+		t.Cleanup(func() { releaseSwap(t, dev) })
+		t.Fatalf("swapfs swapon of %s succeeded:\n%s", what, r.out)
+	}
+	return r.out
+}
+
 func mkswapfile(t testing.TB, m *swapfsMount, file string, args ...string) {
 	t.Helper()
 	r := swapfs(m.logDir, append(append([]string{"mkswapfile"}, args...), file)...)
@@ -491,14 +504,8 @@ func TestSwaponRefusesNonSwapfile(t *testing.T) {
 	if err := os.WriteFile(f, make([]byte, 1<<20), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := swapfs(m.logDir, "swapon", f)
-	if r.code == 0 {
-		dev := strings.TrimSpace(r.out)
-		t.Cleanup(func() { releaseSwap(t, dev) })
-		t.Fatalf("swapfs swapon of a file without a swap header succeeded:\n%s", r.out)
-	}
-	if !strings.Contains(r.out, "signature") {
-		t.Errorf("the refusal does not say what is wrong:\n%s", r.out)
+	if out := swaponRefused(t, m, f, "a file without a swap header"); !strings.Contains(out, "signature") {
+		t.Errorf("the refusal does not say what is wrong:\n%s", out)
 	}
 	if out, _ := os.ReadFile("/proc/swaps"); strings.Contains(string(out), f) {
 		t.Error("a loop device on the file was left in /proc/swaps")
@@ -847,14 +854,8 @@ func TestSwapTruncatedHeader(t *testing.T) {
 	if err := os.WriteFile(cut, header[:2000], 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := swapfs(m.logDir, "swapon", cut)
-	if r.code == 0 {
-		dev := strings.TrimSpace(r.out)
-		t.Cleanup(func() { releaseSwap(t, dev) })
-		t.Fatalf("swapfs swapon of a truncated header succeeded:\n%s", r.out)
-	}
-	if !strings.Contains(r.out, "shorter than") {
-		t.Errorf("the refusal does not say the header is cut short:\n%s", r.out)
+	if out := swaponRefused(t, m, cut, "a truncated header"); !strings.Contains(out, "shorter than") {
+		t.Errorf("the refusal does not say the header is cut short:\n%s", out)
 	}
 	for _, fs := range swapStatus(t, m).Swap.Files {
 		if fs.Path == "/cut.swap" {

@@ -12,10 +12,7 @@ import (
 // newStore makes and opens a store of size bytes; Cleanup checks it and closes it.
 func newStore(t testing.TB, size int64) (*meta.Store, string) {
 	t.Helper()
-	dir := t.TempDir()
-	if err := meta.Mkfs(dir, meta.MkfsOptions{Size: size}); err != nil {
-		t.Fatalf("Mkfs: %v", err)
-	}
+	dir := mkfsTemp(t, size)
 	s, err := meta.Open(dir, meta.OpenOptions{})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
@@ -36,21 +33,19 @@ func newStore(t testing.TB, size int64) (*meta.Store, string) {
 // through it: meta's Close is not idempotent.
 func newStoreNoCleanup(t testing.TB, size int64) (*meta.Store, string, func() error) {
 	t.Helper()
+	dir := mkfsTemp(t, size)
+	s, closeStore := reopen(t, dir)
+	return s, dir, closeStore
+}
+
+// mkfsTemp makes a store of size bytes in a temporary directory and returns the directory.
+func mkfsTemp(t testing.TB, size int64) string {
+	t.Helper()
 	dir := t.TempDir()
 	if err := meta.Mkfs(dir, meta.MkfsOptions{Size: size}); err != nil {
 		t.Fatalf("Mkfs: %v", err)
 	}
-	s, err := meta.Open(dir, meta.OpenOptions{})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	closeStore := sync.OnceValue(s.Close)
-	t.Cleanup(func() {
-		if err := closeStore(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s, dir, closeStore
+	return dir
 }
 
 // reopen opens the store in dir again; Cleanup closes it unless the test did, through

@@ -240,7 +240,7 @@ type LoopInfo struct {
 // calls into every filesystem that backs a loop device: for a file on FUSE it may send a
 // GETATTR to that filesystem's daemon, and it blocks while that daemon does not answer.
 func Loops() ([]LoopInfo, error) {
-	return scanLoops(func(*unix.LoopInfo64) bool { return true }, true)
+	return scanLoops(nil, func(*unix.LoopInfo64) bool { return true }, true)
 }
 
 // LoopsBacking returns the loop devices whose backing file is the inode (dev, ino), as
@@ -248,7 +248,7 @@ func Loops() ([]LoopInfo, error) {
 // the caller has just stat'ed (dev, ino), so its filesystem answers. The caveat of Loops
 // applies; LoopsBackingIn avoids it.
 func LoopsBacking(dev, ino uint64) ([]LoopInfo, error) {
-	return scanLoops(func(i *unix.LoopInfo64) bool { return i.Device == dev && i.Inode == ino }, false)
+	return scanLoops(nil, backedBy(dev, ino), false)
 }
 
 // LoopsBackingIn is LoopsBacking for a file under the directory dir (a mountpoint): only
@@ -256,37 +256,22 @@ func LoopsBacking(dev, ino uint64) ([]LoopInfo, error) {
 // for their inode, so no other filesystem's daemon is called into.
 func LoopsBackingIn(dir string, dev, ino uint64) ([]LoopInfo, error) {
 	prefix := strings.TrimSuffix(dir, "/") + "/"
-	ents, err := os.ReadDir("/sys/block")
-	if err != nil {
-		return nil, fmt.Errorf("list loop devices: %w", err)
+	under := func(n int) bool {
+		backing, err := readSysfs(loopSysfs(n) + "backing_file")
+		return err == nil && strings.HasPrefix(backing, prefix) // else unbound, or elsewhere
 	}
-	var out []LoopInfo
-	for _, e := range ents {
-		n, ok := strings.CutPrefix(e.Name(), "loop")
-		i, err := strconv.Atoi(n)
-		if !ok || err != nil || i < 0 {
-			continue
-		}
-		backing, err := readSysfs(loopSysfs(i) + "backing_file")
-		if err != nil || !strings.HasPrefix(backing, prefix) {
-			continue // unbound, or backed by a file elsewhere
-		}
-		info, ok, err := loopInfo(i, func(st *unix.LoopInfo64) bool { return st.Device == dev && st.Inode == ino })
-		if overDeadMount(err) {
-			continue // a dead mount nested under dir, as in LoopsBacking
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list loop devices: %w", err)
-		}
-		if ok {
-			out = append(out, info)
-		}
-	}
-	sort.Slice(out, func(a, b int) bool { return out[a].Device < out[b].Device })
-	return out, nil
+	return scanLoops(under, backedBy(dev, ino), false)
 }
 
-func scanLoops(match func(*unix.LoopInfo64) bool, withFailed bool) ([]LoopInfo, error) {
+// backedBy matches a loop device whose backing file is the inode (dev, ino).
+func backedBy(dev, ino uint64) func(*unix.LoopInfo64) bool {
+	return func(i *unix.LoopInfo64) bool { return i.Device == dev && i.Inode == ino }
+}
+
+// scanLoops describes, in device number order, the loop devices that keep (when not nil)
+// lets through, are bound, and match; withFailed adds those whose backing file could not
+// be queried, with their error.
+func scanLoops(keep func(n int) bool, match func(*unix.LoopInfo64) bool, withFailed bool) ([]LoopInfo, error) {
 	ents, err := os.ReadDir("/sys/block")
 	if err != nil {
 		return nil, fmt.Errorf("list loop devices: %w", err)
@@ -294,7 +279,7 @@ func scanLoops(match func(*unix.LoopInfo64) bool, withFailed bool) ([]LoopInfo, 
 	var nums []int
 	for _, e := range ents {
 		if n, ok := strings.CutPrefix(e.Name(), "loop"); ok {
-			if i, err := strconv.Atoi(n); err == nil && i >= 0 {
+			if i, err := strconv.Atoi(n); err == nil && i >= 0 && (keep == nil || keep(i)) {
 				nums = append(nums, i)
 			}
 		}
