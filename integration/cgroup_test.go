@@ -197,16 +197,10 @@ func removeLoopSwap(t testing.TB, dev, backing string) {
 
 // swapUsed returns how many bytes of swap area path are in use, and whether it is on.
 func swapUsed(path string) (int64, bool) {
-	b, err := os.ReadFile("/proc/swaps")
-	if err != nil {
-		return 0, false
-	}
-	for _, line := range strings.Split(string(b), "\n")[1:] {
-		// Filename Type Size Used Priority, sizes in KiB (mm/swapfile.c swap_show).
-		f := strings.Fields(line)
-		if len(f) >= 5 && swap.UnescapeMountField(f[0]) == path {
-			used, _ := strconv.ParseInt(f[3], 10, 64)
-			return used << 10, true
+	areas, _ := swap.ActiveSwaps()
+	for _, a := range areas {
+		if a.Filename == path {
+			return a.UsedKiB << 10, true
 		}
 	}
 	return 0, false
@@ -219,16 +213,12 @@ func swapUsed(path string) (int64, bool) {
 func testSwapPriority(t testing.TB) int {
 	t.Helper()
 	prio := minTestSwapPriority
-	b, err := os.ReadFile("/proc/swaps")
+	areas, err := swap.ActiveSwaps()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n")[1:] {
-		if f := strings.Fields(line); len(f) >= 5 {
-			if p, err := strconv.Atoi(f[4]); err == nil && p >= prio {
-				prio = p + 1
-			}
-		}
+	for _, a := range areas {
+		prio = max(prio, a.Priority+1)
 	}
 	if prio > math.MaxInt16 {
 		t.Fatalf("an active swap area has the highest priority (%d), so no test area can be preferred to it: %s", math.MaxInt16, strings.Join(swapAreas(), "; "))
@@ -241,15 +231,10 @@ func testSwapPriority(t testing.TB) int {
 
 // swapAreas lists the active swap areas, as "NAME (used KiB/size KiB, priority P)".
 func swapAreas() []string {
-	b, err := os.ReadFile("/proc/swaps")
-	if err != nil {
-		return nil
-	}
+	all, _ := swap.ActiveSwaps()
 	var areas []string
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n")[1:] {
-		if f := strings.Fields(line); len(f) >= 5 {
-			areas = append(areas, fmt.Sprintf("%s (%s/%s KiB used, priority %s)", f[0], f[3], f[2], f[4]))
-		}
+	for _, a := range all {
+		areas = append(areas, fmt.Sprintf("%s (%d/%d KiB used, priority %d)", a.Filename, a.UsedKiB, a.SizeKiB, a.Priority))
 	}
 	return areas
 }

@@ -68,29 +68,6 @@ func TestParseVmRSS(t *testing.T) {
 		t.Error("a unit other than kB was accepted")
 	}
 }
-
-func TestParseSwaps(t *testing.T) {
-	data := "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n" +
-		"/dev/loop3                              partition\t786428\t\t1024\t\t100\n" +
-		"/var/tmp/a\\040b/native.swap             file\t\t262140\t\t0\t\t-2\n"
-	got := parseSwaps(data)
-	want := []swapArea{
-		{name: "/dev/loop3", kind: "partition", sizeKiB: 786428, usedKiB: 1024, priority: 100},
-		{name: "/var/tmp/a b/native.swap", kind: "file", sizeKiB: 262140, usedKiB: 0, priority: -2},
-	}
-	if len(got) != len(want) {
-		t.Fatalf("parseSwaps = %+v, want %+v", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("area %d = %+v, want %+v", i, got[i], want[i])
-		}
-	}
-	if got := parseSwaps("Filename\tType\tSize\tUsed\tPriority\n"); len(got) != 0 {
-		t.Errorf("header only: %+v", got)
-	}
-}
-
 func TestUnescapeOctal(t *testing.T) {
 	for in, want := range map[string]string{
 		`/a\040b`: "/a b", `/plain`: "/plain", `/tab\011x`: "/tab\tx", `/trail\04`: `/trail\04`, `/bad\09x`: `/bad\09x`,

@@ -107,33 +107,6 @@ func parseVmRSS(data string) (int64, error) {
 	return 0, errors.New("status: no VmRSS line (a kernel thread, or the process exited)")
 }
 
-// swapArea is one line of /proc/swaps.
-type swapArea struct {
-	name     string
-	kind     string
-	sizeKiB  int64
-	usedKiB  int64
-	priority int
-}
-
-// parseSwaps reads /proc/swaps (mm/swapfile.c swap_show: the name escaped as seq_file_path
-// does, sizes in KiB).
-func parseSwaps(data string) []swapArea {
-	var out []swapArea
-	lines := strings.Split(strings.TrimSpace(data), "\n")
-	for _, line := range lines[min(1, len(lines)):] {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		size, _ := strconv.ParseInt(f[2], 10, 64)
-		used, _ := strconv.ParseInt(f[3], 10, 64)
-		prio, _ := strconv.Atoi(f[4])
-		out = append(out, swapArea{name: swap.UnescapeMountField(f[0]), kind: f[1], sizeKiB: size, usedKiB: used, priority: prio})
-	}
-	return out
-}
-
 func readVmstat() (map[string]uint64, error) {
 	b, err := os.ReadFile("/proc/vmstat")
 	if err != nil {
@@ -150,22 +123,20 @@ func readMeminfo() (map[string]uint64, error) {
 	return parseMeminfo(string(b))
 }
 
-func readSwaps() []swapArea {
-	b, err := os.ReadFile("/proc/swaps")
-	if err != nil {
-		return nil
-	}
-	return parseSwaps(string(b))
+// readSwaps lists the active swap areas; nil when /proc/swaps cannot be read.
+func readSwaps() []swap.SwapArea {
+	areas, _ := swap.ActiveSwaps()
+	return areas
 }
 
 // swapAreaOf returns the /proc/swaps entry named name.
-func swapAreaOf(name string) (swapArea, bool) {
+func swapAreaOf(name string) (swap.SwapArea, bool) {
 	for _, a := range readSwaps() {
-		if a.name == name {
+		if a.Filename == name {
 			return a, true
 		}
 	}
-	return swapArea{}, false
+	return swap.SwapArea{}, false
 }
 
 // processCPU returns pid's user+system CPU time so far, in seconds.

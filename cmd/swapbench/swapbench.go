@@ -229,7 +229,7 @@ func (b *bench) runSwapload(parent context.Context, cg *swaptest.Cgroup, pattern
 func describeSwaps() string {
 	var l []string
 	for _, a := range readSwaps() {
-		l = append(l, fmt.Sprintf("%s %d/%d MiB used, priority %d", a.name, a.usedKiB>>10, a.sizeKiB>>10, a.priority))
+		l = append(l, fmt.Sprintf("%s %d/%d MiB used, priority %d", a.Filename, a.UsedKiB>>10, a.SizeKiB>>10, a.Priority))
 	}
 	if len(l) == 0 {
 		return "none"
@@ -243,14 +243,14 @@ func (b *bench) checkSwapAreas(dev string) error {
 	var others []string
 	found := false
 	for _, a := range readSwaps() {
-		if a.name == dev {
+		if a.Filename == dev {
 			found = true
-			if a.priority != swapPriority {
-				return fmt.Errorf("%s is swap with priority %d, not %d", dev, a.priority, swapPriority)
+			if a.Priority != swapPriority {
+				return fmt.Errorf("%s is swap with priority %d, not %d", dev, a.Priority, swapPriority)
 			}
 			continue
 		}
-		others = append(others, fmt.Sprintf("%s (priority %d, %d MiB used)", a.name, a.priority, a.usedKiB>>10))
+		others = append(others, fmt.Sprintf("%s (priority %d, %d MiB used)", a.Filename, a.Priority, a.UsedKiB>>10))
 	}
 	if !found {
 		return fmt.Errorf("%s is not in /proc/swaps after swapon", dev)
@@ -320,7 +320,7 @@ func startSampler(dev string, pid int) *sampler {
 				rss, _ = processRSS(pid)
 			}
 			s.mu.Lock()
-			s.areaPeak = max(s.areaPeak, a.usedKiB<<10)
+			s.areaPeak = max(s.areaPeak, a.UsedKiB<<10)
 			s.rssPeak = max(s.rssPeak, rss)
 			s.mu.Unlock()
 			select {
