@@ -17,6 +17,7 @@ import (
 // kernel serves from its page cache never come here, which matters little under relatime:
 // a write or truncate drops the cached pages (FUSE_AUTO_INVAL_DATA sees mtime move).
 func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n.fs.huge.back(dest)
 	if sf, m := n.fs.swap.pinned(n.ino); sf != nil {
 		return n.swapReadAt(sf, m, dest, off)
 	}
@@ -38,6 +39,7 @@ func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 // it only while it is not active swap, through the store as any file; a write past its
 // pinned size unpins it first, and a write of its first page is checked as a new header.
 func (n *Node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	n.fs.huge.back(data)
 	if sf, m := n.fs.swap.pinned(n.ino); sf != nil {
 		if n.fromKernel(ctx) {
 			return n.swapWriteAt(sf, m, data, off)
@@ -155,6 +157,7 @@ func (n *Node) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, offIn ui
 	defer dst.changed()
 	bufp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bufp)
+	n.fs.huge.back(*bufp)
 	length = min(length, maxCopy)
 	var done uint64
 	for done < length {

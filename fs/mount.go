@@ -76,7 +76,7 @@ func Mount(store *meta.Store, mountpoint string, opts Options) (*Server, error) 
 		return nil, fmt.Errorf("read the root directory (inode %d) of the store: %w", meta.RootIno, err)
 	}
 	fsys := &filesystem{store: store, log: log, atime: atimePolicyOf(flags), open: make(map[uint64]int),
-		swap: newSwapFiles(store), mounted: true}
+		swap: newSwapFiles(store), huge: newHugeBuffers(), mounted: true}
 	if err := fsys.swap.repinAll(log); err != nil {
 		return nil, fmt.Errorf("pin the store's swapfiles: %w", err)
 	}

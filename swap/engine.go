@@ -209,15 +209,22 @@ func (e *Engine) WriteAt(m *Map, p []byte, off int64) (int, error) {
 	return done, nil
 }
 
-// writeChunk writes at most BufferSize bytes; the sectors around an unaligned chunk fit the
-// buffer's slack.
+// writeChunk writes at most BufferSize bytes: straight from p when it is aligned, else
+// through a buffer, whose slack holds the sectors around an unaligned chunk.
 func (e *Engine) writeChunk(m *Map, p []byte, off int64) (int, error) {
 	lo := off &^ (e.sector - 1)
 	hi := (off + int64(len(p)) + e.sector - 1) &^ (e.sector - 1)
+	whole := lo == off && hi == off+int64(len(p))
+	if whole && uintptr(unsafe.Pointer(&p[0]))%PageSize == 0 {
+		// go-fuse's request payloads are page-aligned: they go to the volume as they are.
+		e.rmw.RLock()
+		defer e.rmw.RUnlock()
+		return len(p), e.transfer(m, p, lo, true)
+	}
 	b := <-e.bufs
 	defer func() { e.bufs <- b }()
 	buf := b.mem[:hi-lo]
-	if lo == off && hi == off+int64(len(p)) {
+	if whole {
 		e.rmw.RLock()
 		defer e.rmw.RUnlock()
 		copy(buf, p)

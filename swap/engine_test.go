@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"unsafe"
 
 	"github.com/swapfs/swapfs/meta"
 	"github.com/swapfs/swapfs/swap"
@@ -102,6 +103,38 @@ const engineTestSize = 3<<20 + 5000
 func TestEngineRoundTrip(t *testing.T) {
 	e, m, path := testVolume(t, engineTestSize)
 	roundTrip(t, e, m, path)
+}
+
+// TestEngineWriteMemoryAlignment: an aligned write goes to the volume straight from page-
+// aligned memory and through a buffer from any other; both land the same bytes.
+func TestEngineWriteMemoryAlignment(t *testing.T) {
+	e, m, path := testVolume(t, engineTestSize)
+	for _, c := range []struct {
+		name  string
+		shift int // bytes from a page boundary to the data
+	}{{"page-aligned memory", 0}, {"memory off a page boundary", 8}, {"odd memory address", 1}} {
+		t.Run(c.name, func(t *testing.T) {
+			for i, size := range []int{4096, 1 << 20} {
+				mem := pageAligned(size + c.shift)
+				p := mem[c.shift : c.shift+size]
+				copy(p, pattern(uint64(100+i+c.shift), size))
+				off := int64(m.Extents()[1].Lblk)*meta.BlockSize - 8192
+				if n, err := e.WriteAt(m, p, off); err != nil || n != size {
+					t.Fatalf("WriteAt %d bytes: %d, %v", size, n, err)
+				}
+				if got := volumeRead(t, path, m, off, size); !bytes.Equal(got, p) {
+					t.Fatalf("the volume does not hold the %d bytes written", size)
+				}
+			}
+		})
+	}
+}
+
+// pageAligned returns n bytes starting on a page boundary.
+func pageAligned(n int) []byte {
+	b := make([]byte, n+swap.PageSize)
+	skip := (swap.PageSize - int(uintptr(unsafe.Pointer(&b[0]))%swap.PageSize)) % swap.PageSize
+	return b[skip : skip+n]
 }
 
 // TestEngineOn4KnDevice: on a data volume whose direct I/O needs 4096-byte alignment (a
