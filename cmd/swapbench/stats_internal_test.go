@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -111,6 +112,23 @@ func TestTargetEval(t *testing.T) {
 		v, met, ok := c.tg.eval(r)
 		if ok != c.defined || met != c.met || (ok && math.Abs(v-c.v) > 1e-9) {
 			t.Errorf("%+v: eval = %v, met %v, ok %v; want %v, %v, %v", c.tg, v, met, ok, c.v, c.met, c.defined)
+		}
+	}
+}
+
+func TestStreamAnalysis(t *testing.T) {
+	b := &bench{res: newResults()}
+	if got := b.streamAnalysis(); got != nil {
+		t.Errorf("without results: %q, want nothing", got)
+	}
+	for sys, v := range map[string][4]float64{"ext4": {1000, 4000, 1000, 3000}, subject: {950, 2600, 1500, 4500}} {
+		b.res.add(fioCase, sys, map[string]float64{"seqread_direct_1m": v[0], "seqwrite_direct_1m": v[1],
+			"seqread_direct_1m_qd16": v[2], "seqwrite_direct_1m_qd16": v[3]})
+	}
+	got := strings.Join(b.streamAnalysis(), "")
+	for _, want := range []string{"read 0.95× at depth 1, 1.50× at depth 16", "write 0.65× at depth 1, 1.50× at depth 16", "serial"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("analysis %q lacks %q", got, want)
 		}
 	}
 }
