@@ -17,10 +17,10 @@ import (
 // kernel serves from its page cache never come here, which matters little under relatime:
 // a write or truncate drops the cached pages (FUSE_AUTO_INVAL_DATA sees mtime move).
 func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	n.fs.huge.back(dest)
 	if sf, m := n.fs.swap.pinned(n.ino); sf != nil {
 		return n.swapReadAt(sf, m, dest, off)
 	}
+	n.fs.huge.back(dest)
 	nr, err := n.fs.store.ReadAt(n.ino, dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, n.errno("read", err)
@@ -39,7 +39,6 @@ func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 // it only while it is not active swap, through the store as any file; a write past its
 // pinned size unpins it first, and a write of its first page is checked as a new header.
 func (n *Node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
-	n.fs.huge.back(data)
 	if sf, m := n.fs.swap.pinned(n.ino); sf != nil {
 		if n.fromKernel(ctx) {
 			return n.swapWriteAt(sf, m, data, off)
@@ -71,6 +70,7 @@ func (n *Node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off in
 			}
 		}
 	}
+	n.fs.huge.back(data)
 	written, _, err := n.fs.store.WriteAt(n.ino, data, off)
 	n.changed()
 	if err != nil {

@@ -1,99 +1,141 @@
 package fs
 
 import (
-	"bufio"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// TestHugeBuffers: a request-sized buffer ends up on a huge page, a second sight of it costs
-// no system call and no allocation, and small buffers are left alone.
+// TestHugeBuffers: a request-sized buffer moves to a huge page with its contents intact;
+// seeing it again costs no system call and no allocation; small buffers, and any buffer
+// while a swapfile is attached, are left alone.
 func TestHugeBuffers(t *testing.T) {
-	h := newHugeBuffers()
+	h := newHugeBuffers(nil)
 	if h.size == 0 {
-		t.Skip("transparent huge pages are off on this machine (/sys/kernel/mm/transparent_hugepage/enabled)")
+		t.Skip("2 MiB transparent huge pages are off on this machine (/sys/kernel/mm/transparent_hugepage)")
 	}
 	buf := make([]byte, 1<<20)
 	for i := range buf {
 		buf[i] = byte(i * 7)
 	}
-	h.back(buf)
 	addr := uintptr(unsafe.Pointer(&buf[0]))
-	if huge, eligible := thpOf(t, addr); !eligible || huge == 0 {
-		err := advise(addr&^(h.size-1), h.size)
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.ENOMEM) {
-			t.Skipf("the kernel has no free huge page now (%v); nothing to check", err)
+	if onHugePage(t, addr) {
+		t.Skip("the Go heap is on huge pages already (THP \"always\"): nothing for back to do")
+	}
+	h.back(buf)
+	if !onHugePage(t, addr) {
+		err := collapse(addr&^(hugeSize-1), hugeSize)
+		switch {
+		case transient(err):
+			t.Skipf("the kernel could not give a huge page now (%v); nothing to check", err)
+		case errors.Is(err, unix.EINVAL) && kernelBefore(6, 1):
+			t.Skipf("MADV_COLLAPSE needs Linux 6.1 (%v)", err)
+		case err != nil || !onHugePage(t, addr):
+			t.Errorf("after back the buffer is not on a huge page (a second collapse: %v)", err)
+		default:
+			t.Error("back left the buffer on small pages; a second collapse then worked")
 		}
-		t.Errorf("after back: the buffer's mapping has THPeligible=%v and %d KiB on huge pages, want eligible and some (advise again: %v)", eligible, huge, err)
 	}
 	for i := range buf {
 		if buf[i] != byte(i*7) {
 			t.Fatalf("byte %d changed when the buffer moved to a huge page", i)
 		}
 	}
-	if h.claim(addr &^ (h.size - 1)) {
-		t.Error("the buffer's region was not recorded: every request would madvise again")
+	if h.due(addr&^(hugeSize-1), time.Now().UnixNano()) {
+		t.Error("the buffer's region is still due: every request would collapse it again")
 	}
 	if a := testing.AllocsPerRun(100, func() { h.back(buf) }); a != 0 {
 		t.Errorf("back of a known buffer: %v allocations, want 0", a)
 	}
-	fresh := newHugeBuffers()
-	fresh.back(make([]byte, 4096))
-	if len(fresh.seen) != 0 {
-		t.Errorf("a 4 KiB buffer was advised (%d regions): small requests should leave the heap alone", len(fresh.seen))
+
+	small := newHugeBuffers(nil)
+	small.back(make([]byte, 4096))
+	if len(small.regions) != 0 {
+		t.Errorf("a 4 KiB buffer was collapsed (%d regions): small requests should leave the heap alone", len(small.regions))
 	}
-	var none *hugeBuffers
-	none.back(buf) // a filesystem made without Mount has none
+	attached := newHugeBuffers(func() bool { return true })
+	attached.back(make([]byte, 1<<20))
+	if len(attached.regions) != 0 {
+		t.Error("a buffer was collapsed while a swapfile was attached")
+	}
 }
 
-// thpOf reads /proc/self/smaps for the mapping holding addr: its AnonHugePages in KiB and
-// whether the kernel would back it with huge pages.
-func thpOf(t *testing.T, addr uintptr) (hugeKiB int, eligible bool) {
+// TestHugeRegionRetries: a collapse refused for a passing reason is tried again after a
+// while, a bounded number of times; one refused for good, or done, is not.
+func TestHugeRegionRetries(t *testing.T) {
+	h := &hugeBuffers{size: hugeSize, regions: make(map[uintptr]regionState)}
+	const r = 4 << 20
+	now := int64(1e18)
+	for try := 1; try <= maxTries; try++ {
+		if !h.due(r, now) {
+			t.Fatalf("try %d: not due", try)
+		}
+		h.record(r, unix.EAGAIN, now)
+		if h.due(r, now) {
+			t.Fatalf("try %d: due again at once after a transient failure", try)
+		}
+		now += int64(retryAfter)
+	}
+	if h.due(r, now) {
+		t.Errorf("still due after %d transient failures", maxTries)
+	}
+	h.record(r+hugeSize, unix.EINVAL, now)
+	h.record(r+2*hugeSize, nil, now)
+	for _, x := range []uintptr{r + hugeSize, r + 2*hugeSize} {
+		if h.due(x, now+int64(time.Hour)) {
+			t.Errorf("region %#x is due again after a permanent refusal or a success", x)
+		}
+	}
+}
+
+// onHugePage reports whether the page at addr is part of a transparent huge page, from
+// /proc/self/pagemap and /proc/kpageflags (root only).
+func onHugePage(t *testing.T, addr uintptr) bool {
 	t.Helper()
-	f, err := os.Open("/proc/self/smaps")
+	const pfnMask, present, kpfTHP = 1<<55 - 1, 1 << 63, 22
+	entry := readUint64(t, "/proc/self/pagemap", int64(addr/uintptr(os.Getpagesize()))*8)
+	if entry&present == 0 {
+		t.Fatalf("page %#x is not present", addr)
+	}
+	pfn := entry & pfnMask
+	if pfn == 0 {
+		t.Skip("/proc/self/pagemap hides page frame numbers: not root")
+	}
+	return readUint64(t, "/proc/kpageflags", int64(pfn)*8)&(1<<kpfTHP) != 0
+}
+
+func readUint64(t *testing.T, path string, off int64) uint64 {
+	t.Helper()
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrPermission) {
+		t.Skipf("%s: %v (needs root)", path, err)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	in := false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) == 0 {
-			continue
-		}
-		if lo, hi, ok := strings.Cut(fields[0], "-"); ok && !strings.HasSuffix(fields[0], ":") {
-			a, err1 := strconv.ParseUint(lo, 16, 64)
-			b, err2 := strconv.ParseUint(hi, 16, 64)
-			if err1 == nil && err2 == nil {
-				if in {
-					return hugeKiB, eligible
-				}
-				in = uint64(addr) >= a && uint64(addr) < b
-				continue
-			}
-		}
-		if !in || len(fields) < 2 {
-			continue
-		}
-		switch fields[0] {
-		case "AnonHugePages:":
-			hugeKiB, _ = strconv.Atoi(fields[1])
-		case "THPeligible:":
-			eligible = fields[1] == "1"
-		}
+	var b [8]byte
+	if _, err := f.ReadAt(b[:], off); err != nil {
+		t.Fatalf("%s at %d: %v", path, off, err)
 	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+// kernelBefore reports whether the running kernel is older than major.minor.
+func kernelBefore(major, minor int) bool {
+	var u unix.Utsname
+	var a, b int
+	if unix.Uname(&u) != nil {
+		return false
 	}
-	if !in {
-		t.Fatalf("no mapping in /proc/self/smaps holds %#x", addr)
+	if _, err := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &a, &b); err != nil {
+		return false
 	}
-	return hugeKiB, eligible
+	return a < major || a == major && b < minor
 }

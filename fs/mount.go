@@ -76,7 +76,8 @@ func Mount(store *meta.Store, mountpoint string, opts Options) (*Server, error) 
 		return nil, fmt.Errorf("read the root directory (inode %d) of the store: %w", meta.RootIno, err)
 	}
 	fsys := &filesystem{store: store, log: log, atime: atimePolicyOf(flags), open: make(map[uint64]int),
-		swap: newSwapFiles(store), huge: newHugeBuffers(), mounted: true}
+		swap: newSwapFiles(store), mounted: true}
+	fsys.huge = newHugeBuffers(fsys.swap.attached)
 	if err := fsys.swap.repinAll(log); err != nil {
 		return nil, fmt.Errorf("pin the store's swapfiles: %w", err)
 	}
@@ -98,8 +99,8 @@ func Mount(store *meta.Store, mountpoint string, opts Options) (*Server, error) 
 			// direct I/O as aio) reaches us as parallel requests, instead of the kernel
 			// waiting for each before it sends the next.
 			ExtraCapabilities: fuse.CAP_ASYNC_DIO,
-			// Splicing request data through a pipe costs a copy and extra syscalls per
-			// WRITE; swapfs copies into its own aligned buffers anyway.
+			// go-fuse would splice READ replies through a pipe; swapfs's replies are already
+			// in memory, so that is one more copy and two more syscalls per READ.
 			DisableSplice:     true,
 			DirectMount:       true,
 			DirectMountStrict: true,

@@ -61,6 +61,19 @@ type swapFiles struct {
 	stripes [64]sync.Mutex
 }
 
+// attached reports whether a pinned file is open for writing: attached to a loop device
+// (or written by its owner), so the mount may be serving swap.
+func (s *swapFiles) attached() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for ino := range s.files {
+		if s.writers[ino] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // lock takes ino's swap lock and returns it, for the caller to unlock.
 func (s *swapFiles) lock(ino uint64) *sync.Mutex {
 	m := &s.stripes[ino%uint64(len(s.stripes))]

@@ -18,10 +18,12 @@ import (
 const (
 	// BufferSize is one I/O buffer: the largest FUSE request (MaxWrite, max_pages).
 	BufferSize = 1 << 20
-	// DefaultBuffers is how many requests the engine serves at once; more wait for a buffer.
-	// They are allocated once and locked in memory with the rest of the daemon, so the
-	// number is a trade of memory (1 MiB each) against parallelism a 2-queue loop device
-	// and a data volume on one disk cannot use anyway.
+	// DefaultBuffers is how many requests that need a buffer of the engine (Read, and reads
+	// and writes not aligned in memory or on the volume's sectors) it serves at once; more
+	// wait for one. Aligned ones use go-fuse's buffer and need none. The buffers are
+	// allocated once and locked in memory with the rest of the daemon, so the number is a
+	// trade of memory (1 MiB each) against parallelism a 2-queue loop device and a data
+	// volume on one disk cannot use anyway.
 	DefaultBuffers = 16
 )
 

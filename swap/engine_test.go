@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/swapfs/swapfs/meta"
@@ -127,6 +128,57 @@ func TestEngineWriteMemoryAlignment(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEngineAlignedWriteNeedsNoBuffer: with every engine buffer taken, an aligned write
+// from page-aligned memory still goes through (it is written from the caller's memory),
+// and one from unaligned memory waits for a buffer.
+func TestEngineAlignedWriteNeedsNoBuffer(t *testing.T) {
+	_, m, path := testVolume(t, engineTestSize)
+	e, err := swap.NewEngine(path, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	held, err := e.Read(m, 0, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := false
+	defer func() {
+		if !released {
+			held.Release()
+		}
+	}()
+	write := func(p []byte) chan error {
+		done := make(chan error, 1)
+		go func() { _, err := e.WriteAt(m, p, 1<<20); done <- err }()
+		return done
+	}
+	select {
+	case err := <-write(pageAligned(1 << 20)):
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("an aligned write from page-aligned memory waited for an engine buffer")
+	}
+	unaligned := write(pageAligned(1<<20 + 8)[8:])
+	select {
+	case err := <-unaligned:
+		t.Fatalf("a write from unaligned memory went through without a buffer (%v): it cannot be O_DIRECT from there", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	held.Release()
+	released = true
+	select {
+	case err := <-unaligned:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the write from unaligned memory did not go through once a buffer was free")
 	}
 }
 

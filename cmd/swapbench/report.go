@@ -575,9 +575,8 @@ func (b *bench) streamAnalysis() []string {
 	if depth1Short && depth16Fine {
 		s += " At depth 1 each request's trip is serial: the kernel copies the 1 MiB payload between the caller's pages and " +
 			"the daemon's buffer (pinning the buffer a page at a time) before or after the daemon's own O_DIRECT I/O, and the " +
-			"caller waits for both, where ext4 has only the I/O. With requests in flight the daemon overlaps one request's copy " +
-			"with another's disk I/O, and its volume I/O comes from huge-page buffers (a few large segments per request, where " +
-			"fio's buffers on ext4 are 4 KiB pages), so it keeps up."
+			"caller waits for both, where ext4 has only the I/O. With requests in flight (the mount asks for asynchronous " +
+			"direct I/O) the daemon overlaps one request's copy with another's disk I/O."
 	}
 	return []string{s}
 }
