@@ -2,6 +2,7 @@ package fs_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/swapfs/swapfs/meta"
+	"github.com/swapfs/swapfs/swap"
 )
 
 // TestMain also serves as a helper process for what must not run in the process that serves
@@ -29,10 +31,29 @@ func TestMain(m *testing.M) {
 const helperEnv = "SWAPFS_FS_TEST_HELPER"
 
 // helperMain runs in a child process. Touching mmap'ed pages of a FUSE file blocks the
-// faulting thread in the kernel until the server answers; in the serving process, with
-// GOMAXPROCS=1, that thread may hold the only P the server needs (go-fuse's doc, "Deadlocks").
+// faulting thread in the kernel until the server answers. In the serving process that
+// thread cannot be preempted: a garbage collector's stop-the-world then waits for it while
+// the stopped server cannot answer it (seen here as a test hung for minutes), and with
+// GOMAXPROCS=1 it may hold the only P the server needs (go-fuse's doc, "Deadlocks").
 func helperMain(mode, path string) int {
 	switch mode {
+	case "mmap-swap-header":
+		f, err := os.Open(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer f.Close()
+		mem, err := unix.Mmap(int(f.Fd()), 0, 4096, unix.PROT_READ, unix.MAP_PRIVATE)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "private mmap:", err)
+			return 1
+		}
+		if !swap.IsSwapHeader(mem) {
+			fmt.Fprintln(os.Stderr, "the private mapping does not show the swap header")
+			return 1
+		}
+		return 0
 	case "mmap":
 		f, err := os.OpenFile(path, os.O_RDWR, 0)
 		if err != nil {
@@ -58,6 +79,19 @@ func helperMain(mode, path string) int {
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper mode", mode)
 	return 2
+}
+
+// runHelper runs helperMain's mode on path in a child process and fails the test if it
+// fails or takes over a minute.
+func runHelper(t *testing.T, mode, path string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], path)
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s helper: %v (%v)\n%s", mode, err, ctx.Err(), out)
+	}
 }
 
 func TestReadWrite(t *testing.T) {
@@ -425,11 +459,7 @@ func TestLocks(t *testing.T) {
 func TestMmap(t *testing.T) {
 	m := newMount(t)
 	writeFile(t, m.path("f"), append([]byte("hello"), make([]byte, 3*meta.BlockSize-5)...), 0o644)
-	cmd := exec.Command(os.Args[0], m.path("f"))
-	cmd.Env = append(os.Environ(), helperEnv+"=mmap")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("mmap helper: %v\n%s", err, out)
-	}
+	runHelper(t, "mmap", m.path("f"))
 	got := readFile(t, m.path("f"))
 	if want := "written through mmap"; !bytes.Equal(got[meta.BlockSize+10:][:len(want)], []byte(want)) {
 		t.Errorf("after msync: %q", got[meta.BlockSize+10:][:len(want)])
