@@ -139,3 +139,23 @@ func kernelBefore(major, minor int) bool {
 	}
 	return a < major || a == major && b < minor
 }
+
+// TestSwapAttached: the mount counts as serving swap while a pinned file is open for
+// writing (its loop device's handle), not while only other files are.
+func TestSwapAttached(t *testing.T) {
+	s := newSwapFiles(nil)
+	const pinnedIno, otherIno = 7, 8
+	s.files[pinnedIno] = &swapFile{}
+	s.addWriter(otherIno, 1)
+	if s.attached() {
+		t.Error("attached with only an ordinary file open for writing")
+	}
+	s.addWriter(pinnedIno, 1)
+	if !s.attached() {
+		t.Error("not attached while a pinned file is open for writing")
+	}
+	s.addWriter(pinnedIno, -1)
+	if s.attached() {
+		t.Error("still attached after the pinned file's writer closed")
+	}
+}
