@@ -48,13 +48,6 @@ type swapFiles struct {
 	// handle while the file becomes active swap.
 	writers map[uint64]int
 
-	// rotational caches whether the data volume sits on rotational storage, which the loop
-	// device over a swapfile should say (swap.Rotational); a failure is not cached.
-	rotational struct {
-		sync.Mutex
-		known, value bool
-	}
-
 	// stripes serialise, per inode, everything that decides or changes whether a file is
 	// pinned: pinning, and the check-then-change of a truncate, fallocate or write that
 	// unpins. Never taken on the swap I/O path.
@@ -473,20 +466,6 @@ func (s *swapFiles) repinAll(log interface {
 	return nil
 }
 
-// volumeRotational is swap.Rotational of the data volume, found once it succeeds.
-func (s *swapFiles) volumeRotational() (bool, error) {
-	s.rotational.Lock()
-	defer s.rotational.Unlock()
-	if !s.rotational.known {
-		v, err := swap.Rotational(s.store.DataVolume())
-		if err != nil {
-			return false, err
-		}
-		s.rotational.known, s.rotational.value = true, v
-	}
-	return s.rotational.value, nil
-}
-
 // status describes one pinned file.
 func (s *swapFiles) status(ino uint64) swap.FileStatus {
 	st := swap.FileStatus{Ino: ino}
@@ -502,11 +481,11 @@ func (s *swapFiles) status(ino uint64) swap.FileStatus {
 	st.Loop, st.Active, st.Priority, st.UsedBytes, _ = s.active(ino, true)
 	var errs []error
 	var err error
-	if st.VolumeRotational, err = s.volumeRotational(); err != nil {
+	if st.VolumeRotational, err = swap.Rotational(s.store.DataVolume()); err != nil {
 		errs = append(errs, err)
 	}
 	if st.Loop != "" {
-		if st.LoopRotational, err = swap.LoopRotational(st.Loop); err != nil {
+		if st.LoopRotational, err = swap.Rotational(st.Loop); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -34,29 +34,7 @@ func TestCrash(t *testing.T) {
 		synced[name] = data
 	}
 
-	// Writers that never fsync keep the daemon busy when it dies.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			scribble(filepath.Join(mnt, fmt.Sprintf("unsynced-%d", w)), stop)
-		}()
-	}
-	time.Sleep(500 * time.Millisecond)
-	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	if !d.exited(exitTimeout) {
-		t.Fatalf("swapfs daemon did not die of SIGKILL")
-	}
-	close(stop)
-	wg.Wait() // writers fail with ENOTCONN once the daemon is gone
-	// The kernel keeps a mount whose daemon died; it answers ENOTCONN until detached.
-	if err := unix.Unmount(mnt, unix.MNT_DETACH); err != nil {
-		t.Fatalf("detach the dead mount %s: %v", mnt, err)
-	}
+	killWhileWriting(t, d, mnt, 500*time.Millisecond)
 	requireClean(t, store)
 
 	m := mountStore(t, withStore(store))
@@ -70,6 +48,34 @@ func TestCrash(t *testing.T) {
 	}
 	// What was not fsynced may be lost or short, but whatever survived reads without error.
 	hashTree(t, m.Dir)
+}
+
+// killWhileWriting kills the daemon serving mnt with SIGKILL after it has served writers
+// that never fsync (files unsynced-N) for a while, then detaches the dead mount.
+func killWhileWriting(t *testing.T, d *daemon, mnt string, after time.Duration) {
+	t.Helper()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			scribble(filepath.Join(mnt, fmt.Sprintf("unsynced-%d", w)), stop)
+		}()
+	}
+	time.Sleep(after)
+	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if !d.exited(exitTimeout) {
+		t.Fatalf("swapfs daemon did not die of SIGKILL")
+	}
+	close(stop)
+	wg.Wait() // writers fail with ENOTCONN once the daemon is gone
+	// The kernel keeps a mount whose daemon died; it answers ENOTCONN until detached.
+	if err := unix.Unmount(mnt, unix.MNT_DETACH); err != nil {
+		t.Fatalf("detach the dead mount %s: %v", mnt, err)
+	}
 }
 
 // writeSynced writes a file and makes it durable as an application must: fsync the file,

@@ -123,7 +123,7 @@ func checkRotational(t testing.TB, m *swapfsMount, dev string, gotVol, gotLoop b
 	if err != nil {
 		t.Fatal(err)
 	}
-	if loop, err = swap.LoopRotational(dev); err != nil {
+	if loop, err = swap.Rotational(dev); err != nil {
 		t.Fatal(err)
 	}
 	if gotVol != vol || gotLoop != loop {

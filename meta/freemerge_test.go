@@ -2,7 +2,6 @@ package meta_test
 
 import (
 	"fmt"
-	"syscall"
 	"testing"
 
 	"github.com/swapfs/swapfs/meta"
@@ -15,19 +14,13 @@ func TestFreeRunsMergeAcrossEmptiedLeaves(t *testing.T) {
 	s, _ := newStore(t, 256<<20)
 	block := make([]byte, meta.BlockSize)
 	inos := map[string]uint64{}
-	create := func(name string, blocks int) uint64 {
+	create := func(name string, blocks int) {
 		t.Helper()
-		in, err := s.Create(meta.RootIno, name, meta.NewInode{Mode: syscall.S_IFREG | 0o644})
-		if err != nil {
-			t.Fatal(err)
-		}
+		in := mustCreate(t, s, meta.RootIno, name, reg)
 		for i := range blocks {
-			if _, _, err := s.WriteAt(in.Ino, block, int64(i)*meta.BlockSize); err != nil {
-				t.Fatal(err)
-			}
+			mustWrite(t, s, in.Ino, block, int64(i)*meta.BlockSize)
 		}
 		inos[name] = in.Ino
-		return in.Ino
 	}
 	remove := func(name string) {
 		t.Helper()
@@ -50,10 +43,7 @@ func TestFreeRunsMergeAcrossEmptiedLeaves(t *testing.T) {
 	for i := 0; i < n; i += 2 {
 		remove(fmt.Sprintf("f%04d", i))
 	}
-	if err := s.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	mustCheck(t, s)
+	mustCheck(t, s) // commits the group, so the next one starts from real pages
 	// One group deletes the files between the runs, in order: each release merges the run
 	// before it with the one after it and deletes that one's key, until whole leaves of the
 	// free-space bucket are empty and the next release must look past them for its left
@@ -61,10 +51,7 @@ func TestFreeRunsMergeAcrossEmptiedLeaves(t *testing.T) {
 	for i := 1; i < n; i += 2 {
 		remove(fmt.Sprintf("f%04d", i))
 	}
-	if err := s.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	mustCheck(t, s)
+	// newStore's cleanup commits the group and checks the store.
 }
 
 // The same for extents: writes that join a file's extents back into one delete the keys of
@@ -73,10 +60,7 @@ func TestFreeRunsMergeAcrossEmptiedLeaves(t *testing.T) {
 func TestReadFindsExtentAcrossEmptiedLeaves(t *testing.T) {
 	s, _ := newStore(t, 256<<20)
 	const n = 3000
-	in, err := s.Create(meta.RootIno, "f", meta.NewInode{Mode: syscall.S_IFREG | 0o644})
-	if err != nil {
-		t.Fatal(err)
-	}
+	in := mustCreate(t, s, meta.RootIno, "f", reg)
 	if _, err := s.Fallocate(in.Ino, 0, n*meta.BlockSize, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -87,9 +71,7 @@ func TestReadFindsExtentAcrossEmptiedLeaves(t *testing.T) {
 	write := func(blk int) {
 		t.Helper()
 		off := int64(blk) * meta.BlockSize
-		if _, _, err := s.WriteAt(in.Ino, want[off:off+meta.BlockSize], off); err != nil {
-			t.Fatal(err)
-		}
+		mustWrite(t, s, in.Ino, want[off:off+meta.BlockSize], off)
 	}
 	// Every other block written: written and unwritten extents alternate, one key each.
 	for blk := 0; blk < n; blk += 2 {
@@ -112,8 +94,5 @@ func TestReadFindsExtentAcrossEmptiedLeaves(t *testing.T) {
 			t.Fatalf("block %d reads %d before the commit, want %d", blk, g, w)
 		}
 	}
-	if err := s.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	mustCheck(t, s)
+	// newStore's cleanup commits the group and checks the store.
 }

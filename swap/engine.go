@@ -164,8 +164,7 @@ func (e *Engine) Read(m *Map, off int64, n int) (*Buffer, error) {
 // ReadAt is Read into p; it returns io.EOF with fewer bytes at the end of the file. When p
 // is page-aligned and the range whole sectors, the data goes straight into p.
 func (e *Engine) ReadAt(m *Map, p []byte, off int64) (int, error) {
-	if off >= 0 && off%e.sector == 0 && int64(len(p))%e.sector == 0 && len(p) > 0 && off+int64(len(p)) <= m.size &&
-		uintptr(unsafe.Pointer(&p[0]))%PageSize == 0 {
+	if off >= 0 && off+int64(len(p)) <= m.size && e.direct(p, off) {
 		start := time.Now()
 		if err := e.transfer(m, p, off, false); err != nil {
 			e.stats.errors.Add(1)
@@ -211,26 +210,34 @@ func (e *Engine) WriteAt(m *Map, p []byte, off int64) (int, error) {
 	return done, nil
 }
 
+// direct reports whether p can move between the volume and file offset off as it is:
+// whole sectors, in page-aligned memory (go-fuse's request payloads are).
+func (e *Engine) direct(p []byte, off int64) bool {
+	return len(p) > 0 && off%e.sector == 0 && int64(len(p))%e.sector == 0 &&
+		uintptr(unsafe.Pointer(&p[0]))%PageSize == 0
+}
+
 // writeChunk writes at most BufferSize bytes: straight from p when it is aligned, else
 // through a buffer, whose slack holds the sectors around an unaligned chunk.
 func (e *Engine) writeChunk(m *Map, p []byte, off int64) (int, error) {
 	lo := off &^ (e.sector - 1)
 	hi := (off + int64(len(p)) + e.sector - 1) &^ (e.sector - 1)
 	whole := lo == off && hi == off+int64(len(p))
-	if whole && uintptr(unsafe.Pointer(&p[0]))%PageSize == 0 {
-		// go-fuse's request payloads are page-aligned: they go to the volume as they are.
-		e.rmw.RLock()
-		defer e.rmw.RUnlock()
-		return len(p), e.transfer(m, p, lo, true)
+	var buf []byte // nil: p goes as it is
+	if !e.direct(p, off) {
+		b := <-e.bufs
+		defer func() { e.bufs <- b }()
+		buf = b.mem[:hi-lo]
 	}
-	b := <-e.bufs
-	defer func() { e.bufs <- b }()
-	buf := b.mem[:hi-lo]
 	if whole {
 		e.rmw.RLock()
 		defer e.rmw.RUnlock()
-		copy(buf, p)
-		return len(p), e.transfer(m, buf, lo, true)
+		src := p
+		if buf != nil {
+			src = buf
+			copy(src, p)
+		}
+		return len(p), e.transfer(m, src, lo, true)
 	}
 	e.rmw.Lock()
 	defer e.rmw.Unlock()

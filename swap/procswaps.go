@@ -184,9 +184,9 @@ func unescapeOctal(s []byte) (string, error) {
 	return b.String(), nil
 }
 
-// UnescapeMountField undoes the octal escapes (\040 for a space) that /proc/mounts,
-// /proc/self/mountinfo and /proc/swaps put in paths (proc(5)); a backslash that does not
-// start one stays as it is.
+// UnescapeMountField undoes the octal escapes (\040 for a space) that /proc/mounts and
+// /proc/self/mountinfo put in paths (proc(5)); a backslash that does not start one stays as
+// it is. (/proc/swaps, which ActiveSwaps reads, goes through the strict unescapeOctal.)
 func UnescapeMountField(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s

@@ -92,15 +92,6 @@ func devRotational(major, minor uint32) (bool, error) {
 	return v == "1", nil
 }
 
-// LoopRotational reports the rotational flag of a block device such as /dev/loopN.
-func LoopRotational(dev string) (bool, error) {
-	v, err := readSysfs(queueAttr(dev, "rotational"))
-	if err != nil {
-		return false, fmt.Errorf("rotational of %s: %w", dev, err)
-	}
-	return v == "1", nil
-}
-
 // SetLoopRotational sets the rotational flag of the loop device dev. swapon(2) reads it, so
 // it must be set before; changing it under an active area changes nothing until the next
 // swapon.
@@ -109,12 +100,9 @@ func SetLoopRotational(dev string, rotational bool) error {
 	if rotational {
 		v = "1\n"
 	}
-	if err := os.WriteFile(queueAttr(dev, "rotational"), []byte(v), 0); err != nil {
+	attr := filepath.Join("/sys/block", strings.TrimPrefix(dev, "/dev/"), "queue/rotational")
+	if err := os.WriteFile(attr, []byte(v), 0); err != nil {
 		return fmt.Errorf("set rotational of %s: %w", dev, err)
 	}
 	return nil
-}
-
-func queueAttr(dev, name string) string {
-	return filepath.Join("/sys/block", strings.TrimPrefix(dev, "/dev/"), "queue", name)
 }

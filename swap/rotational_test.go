@@ -59,8 +59,8 @@ func TestSetLoopRotational(t *testing.T) {
 		if err := swap.SetLoopRotational(dev, want); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := swap.LoopRotational(dev); err != nil || got != want {
-			t.Errorf("after SetLoopRotational(%s, %v): LoopRotational = %v, %v", dev, want, got, err)
+		if got, err := swap.Rotational(dev); err != nil || got != want {
+			t.Errorf("after SetLoopRotational(%s, %v): Rotational = %v, %v", dev, want, got, err)
 		}
 	}
 	if err := swap.SetLoopRotational("/dev/loop-nonexistent", true); err == nil {

@@ -345,13 +345,7 @@ func (s *sampler) stop() (areaPeak, rssPeak int64) {
 // recordRotational notes the rotational flag of the swap area dev (a loop device, or a
 // swapfile on the host's disk) as swapon saw it.
 func (b *bench) recordRotational(system, dev string) {
-	var rot bool
-	var err error
-	if strings.HasPrefix(dev, "/dev/") {
-		rot, err = swap.LoopRotational(dev)
-	} else {
-		rot, err = swap.Rotational(dev)
-	}
+	rot, err := swap.Rotational(dev)
 	v := "0"
 	switch {
 	case err != nil:

@@ -367,7 +367,7 @@ func pageOrder(n int, pattern string, seed uint64) []int {
 }
 
 // all runs the fill, rounds verify-and-rewrite passes and the final verify.
-func (r *runner) all(rounds int, cg string) error {
+func (r *runner) all(rounds int, cg *swaptest.Cgroup) error {
 	r.cgSwap = -1
 	steps := []func() error{func() error { return r.pass("fill", false, 0, true, 0) }}
 	for i := range rounds {
@@ -381,7 +381,10 @@ func (r *runner) all(rounds int, cg string) error {
 		if err := step(); err != nil {
 			return err
 		}
-		if s, err := cgroupSwap(cg); err == nil && s > r.cgSwap {
+		if cg == nil {
+			continue
+		}
+		if s, err := cg.SwapUsage(); err == nil && s > r.cgSwap {
 			r.cgSwap = s
 		}
 	}
@@ -418,7 +421,7 @@ func (r *runner) pass(name string, verify bool, vround uint64, write bool, wroun
 }
 
 // report gathers what r measured.
-func (r *runner) report(cfg config, wall time.Duration, cg string) report {
+func (r *runner) report(cfg config, wall time.Duration, cg *swaptest.Cgroup) report {
 	rep := report{
 		SizeMiB:          cfg.sizeMiB,
 		Pattern:          cfg.pattern,
@@ -428,9 +431,11 @@ func (r *runner) report(cfg config, wall time.Duration, cg string) report {
 		TouchesTimed:     r.touches,
 		Faults:           len(r.faults),
 		FaultThresholdUs: us(cfg.threshold),
-		Cgroup:           cg,
 		CgroupSwapMaxMiB: -1,
 		CgroupPeakMiB:    -1,
+	}
+	if cg != nil {
+		rep.Cgroup = cg.Path
 	}
 	if len(r.faults) > 0 {
 		sort.Slice(r.faults, func(i, j int) bool { return r.faults[i] < r.faults[j] })
@@ -441,8 +446,10 @@ func (r *runner) report(cfg config, wall time.Duration, cg string) report {
 	if r.cgSwap >= 0 {
 		rep.CgroupSwapMaxMiB = float64(r.cgSwap) / mib
 	}
-	if peak, err := cgroupPeak(cg); err == nil {
-		rep.CgroupPeakMiB = float64(peak) / mib
+	if cg != nil {
+		if peak, err := cg.MaxUsage(); err == nil {
+			rep.CgroupPeakMiB = float64(peak) / mib
+		}
 	}
 	words := uint64(len(r.buf.words))
 	for _, m := range r.log.first {
@@ -493,12 +500,12 @@ func readVmstat() (in, out uint64, err error) {
 	return in, out, nil
 }
 
-// ownMemCgroup returns the directory of this process's memory cgroup, "" if there is none
-// to read: the v1 memory hierarchy when mounted, else the v2 one when it is the only one.
-func ownMemCgroup() string {
+// ownMemCgroup returns this process's memory cgroup, nil if there is none to read: the v1
+// memory hierarchy when mounted, else the v2 one when it is the only one.
+func ownMemCgroup() *swaptest.Cgroup {
 	b, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
-		return ""
+		return nil
 	}
 	var v2 string
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
@@ -508,7 +515,7 @@ func ownMemCgroup() string {
 		}
 		for _, c := range strings.Split(parts[1], ",") {
 			if c == "memory" {
-				return filepath.Join("/sys/fs/cgroup/memory", parts[2])
+				return &swaptest.Cgroup{Path: filepath.Join("/sys/fs/cgroup/memory", parts[2])}
 			}
 		}
 		if parts[0] == "0" && parts[1] == "" {
@@ -517,47 +524,7 @@ func ownMemCgroup() string {
 	}
 	// In a hybrid layout v2 sits in /sys/fs/cgroup/unified without the memory controller.
 	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); v2 != "" && err == nil {
-		return v2
+		return &swaptest.Cgroup{Path: v2, V2: true}
 	}
-	return ""
-}
-
-// cgroupSwap returns the swap the cgroup holds, in bytes.
-func cgroupSwap(dir string) (int64, error) {
-	if dir == "" {
-		return 0, errors.New("no memory cgroup")
-	}
-	if v, err := readInt(filepath.Join(dir, "memory.swap.current")); err == nil {
-		return v, nil
-	}
-	// v1 lists swap in memory.stat only when swap accounting is on.
-	b, err := os.ReadFile(filepath.Join(dir, "memory.stat"))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "swap "); ok {
-			return strconv.ParseInt(v, 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("%s/memory.stat has no swap line (swap accounting off?)", dir)
-}
-
-// cgroupPeak returns the most memory the cgroup has used, in bytes.
-func cgroupPeak(dir string) (int64, error) {
-	if dir == "" {
-		return 0, errors.New("no memory cgroup")
-	}
-	if v, err := readInt(filepath.Join(dir, "memory.peak")); err == nil {
-		return v, nil
-	}
-	return readInt(filepath.Join(dir, "memory.max_usage_in_bytes"))
-}
-
-func readInt(path string) (int64, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return nil
 }

@@ -212,7 +212,7 @@ func TestReportListsMismatches(t *testing.T) {
 	if err := r.pass("verify", true, 0, false, 0); err != nil {
 		t.Fatal(err)
 	}
-	rep := r.report(config{sizeMiB: 0, pattern: "seq", threshold: 20 * time.Microsecond}, time.Second, "")
+	rep := r.report(config{sizeMiB: 0, pattern: "seq", threshold: 20 * time.Microsecond}, time.Second, nil)
 	want := fmt.Sprintf("offset %#x (page 9, word 1)", b.pageWords*8*9+8)
 	if rep.Mismatches != 1 || len(rep.FirstMismatches) != 1 || !strings.Contains(rep.FirstMismatches[0], want) {
 		t.Fatalf("report: %d mismatches %q; want one at %s", rep.Mismatches, rep.FirstMismatches, want)
