@@ -2,7 +2,9 @@ package fs
 
 import (
 	"context"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -54,7 +56,7 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 		if writable && n.swapBusy("open for writing") {
 			return nil, 0, syscall.ETXTBSY
 		}
-		if writable && n.fs.swap.hasWriter(n.ino) {
+		if writable && !n.fs.swap.awaitNoWriter(n.ino, releaseGrace) {
 			// Most likely a second loop device: two swap areas on the same blocks. ETXTBSY,
 			// not EBUSY: losetup retries EBUSY for seconds, taking it for a busy loop device.
 			n.fs.log.Warn("refused a second open for writing of a swapfile (already attached to a loop device, or open for writing)", "ino", n.ino)
@@ -109,8 +111,15 @@ func (n *Node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse
 	return child, newFileHandle(child.Operations().(*Node), flags), openFlags(flags), 0
 }
 
+// releaseDelay holds back every RELEASE by this many nanoseconds. Only tests set it, to
+// make the kernel's background RELEASE arrive late as it can under load.
+var releaseDelay atomic.Int64
+
 // Release closes a file handle.
 func (n *Node) Release(ctx context.Context, f gofs.FileHandle) syscall.Errno {
+	if d := releaseDelay.Load(); d > 0 {
+		time.Sleep(time.Duration(d))
+	}
 	if h, ok := f.(*fileHandle); ok {
 		if h.writable {
 			n.fs.swap.addWriter(h.node.ino, -1)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -47,6 +48,9 @@ type swapFiles struct {
 	// devices (two swap areas on the same blocks), and a process cannot hold a writable
 	// handle while the file becomes active swap.
 	writers map[uint64]int
+	// writerClosed is closed, and replaced, whenever a writable handle is released, to wake
+	// an open waiting in awaitNoWriter.
+	writerClosed chan struct{}
 
 	// stripes serialise, per inode, everything that decides or changes whether a file is
 	// pinned: pinning, and the check-then-change of a truncate, fallocate or write that
@@ -80,13 +84,39 @@ func (s *swapFiles) addWriter(ino uint64, delta int) {
 	if s.writers[ino] += delta; s.writers[ino] <= 0 {
 		delete(s.writers, ino)
 	}
+	if delta < 0 {
+		close(s.writerClosed)
+		s.writerClosed = make(chan struct{})
+	}
 	s.mu.Unlock()
 }
 
-func (s *swapFiles) hasWriter(ino uint64) bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.writers[ino] > 0
+// releaseGrace is how long an open for writing of a pinned file waits for the file's writer
+// to go away before it is refused. The kernel sends RELEASE in the background after the last
+// close(2), so in "mkswap f && losetup --direct-io=on -f f" losetup's OPEN can reach us before
+// mkswap's RELEASE has been served; refusing it then would fail a correct command at random.
+// Normally the RELEASE follows within microseconds; the grace covers a full background queue.
+const releaseGrace = 2 * time.Second
+
+// awaitNoWriter reports whether ino has no handle open for writing, waiting up to grace for
+// one being released. Its callers hold ino's swap lock, which Release does not take before it
+// drops its count.
+func (s *swapFiles) awaitNoWriter(ino uint64, grace time.Duration) bool {
+	deadline := time.NewTimer(grace)
+	defer deadline.Stop()
+	for {
+		s.mu.RLock()
+		writers, closed := s.writers[ino], s.writerClosed
+		s.mu.RUnlock()
+		if writers == 0 {
+			return true
+		}
+		select {
+		case <-closed:
+		case <-deadline.C:
+			return false
+		}
+	}
 }
 
 // swapFile is one pinned file. io is shared by every I/O on it and taken alone to unpin,
@@ -98,7 +128,7 @@ type swapFile struct {
 
 func newSwapFiles(store *meta.Store) *swapFiles {
 	return &swapFiles{store: store, files: make(map[uint64]*swapFile), candidates: make(map[uint64]bool),
-		writers: make(map[uint64]int)}
+		writers: make(map[uint64]int), writerClosed: make(chan struct{})}
 }
 
 // pinned returns the file's entry when it is pinned, with its I/O lock held shared; the

@@ -10,9 +10,11 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/swapfs/swapfs/fs"
 	"github.com/swapfs/swapfs/meta"
 	"github.com/swapfs/swapfs/swap"
 )
@@ -108,6 +110,36 @@ func TestSwapRecipesPin(t *testing.T) {
 // TestSwapPinnedIO: a pinned file that is not active swap is still an ordinary file to its
 // owner: writes land and read back through the engine, O_DIRECT included; a write past its
 // end, a truncate or a fallocate unpins it; rewriting the header pins it again.
+// TestSwapOpenWhileReleaseInFlight: the kernel sends RELEASE in the background after close(2),
+// so "mkswap f && losetup -f f" can open the freshly pinned file for writing before mkswap's
+// handle is gone. The open waits for that release instead of failing at random; a writer that
+// stays open is still refused, as a second loop device on the same file must be.
+func TestSwapOpenWhileReleaseInFlight(t *testing.T) {
+	requireMkswap(t)
+	m := newMount(t)
+	p := m.path("swap")
+	writeFile(t, p, make([]byte, swapTestSize), 0o600)
+	mkswap(t, p)
+	if _, pinned := m.pinnedStatus(inoOf(t, p)); !pinned {
+		t.Fatal("mkswap did not pin")
+	}
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	must(t, "open", err)
+	fs.DelayRelease(t, 300*time.Millisecond)
+	must(t, "close", f.Close())
+	f, err = os.OpenFile(p, os.O_RDWR, 0)
+	must(t, "open for writing while the last writer's RELEASE is on its way", err)
+	defer f.Close()
+
+	start := time.Now()
+	wantErrno(t, "a second writer of a pinned file", openErr(p, os.O_WRONLY), syscall.ETXTBSY)
+	if waited := time.Since(start); waited > 10*time.Second {
+		t.Errorf("the refused open took %v", waited)
+	}
+	_, err = os.ReadFile(p)
+	must(t, "a reader is still let in", err)
+}
+
 func TestSwapPinnedIO(t *testing.T) {
 	requireMkswap(t)
 	m := newMount(t)
