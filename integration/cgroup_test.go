@@ -168,7 +168,7 @@ func newLoopSwap(t testing.TB, backingDir string, sizeBytes int64) string {
 // removeLoopSwap turns dev off as swap and detaches it, retrying while it is busy.
 func removeLoopSwap(t testing.TB, dev, backing string) {
 	t.Helper()
-	if _, on := swapUsed(dev); on {
+	if _, on := activeSwap(dev); on {
 		var last result
 		for range 3 {
 			if last = runCmd(swapoffTimeout, nil, "swapoff", dev); last.code == 0 {
@@ -176,7 +176,7 @@ func removeLoopSwap(t testing.TB, dev, backing string) {
 			}
 			time.Sleep(time.Second)
 		}
-		if _, on := swapUsed(dev); on {
+		if _, on := activeSwap(dev); on {
 			t.Errorf("swapoff %s: exit %d %v\n%s", dev, last.code, last.err, last.out)
 			// A device still in use as swap cannot be detached.
 			return
@@ -195,15 +195,15 @@ func removeLoopSwap(t testing.TB, dev, backing string) {
 	}
 }
 
-// swapUsed returns how many bytes of swap area path are in use, and whether it is on.
-func swapUsed(path string) (int64, bool) {
+// activeSwap returns the /proc/swaps entry of swap area path, and whether it is on.
+func activeSwap(path string) (swap.SwapArea, bool) {
 	areas, _ := swap.ActiveSwaps()
 	for _, a := range areas {
 		if a.Filename == path {
-			return a.UsedKiB << 10, true
+			return a, true
 		}
 	}
-	return 0, false
+	return swap.SwapArea{}, false
 }
 
 // testSwapPriority is a swap priority above every area already active, so that the kernel

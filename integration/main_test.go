@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/swapfs/swapfs/swap"
 )
 
 var (
@@ -137,14 +139,12 @@ func leftovers() []string {
 			runQuiet("losetup", "-d", dev)
 		}
 	}
-	swaps, _ := os.ReadFile("/proc/swaps")
-	for _, line := range strings.Split(string(swaps), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || !ours(f[0]) {
-			continue
+	areas, _ := swap.ActiveSwaps()
+	for _, a := range areas {
+		if ours(a.Filename) {
+			left = append(left, "swap area "+a.Filename)
+			runQuiet("swapoff", a.Filename)
 		}
-		left = append(left, "swap area "+f[0])
-		runQuiet("swapoff", f[0])
 	}
 	for _, pid := range created.pids {
 		// The comm check: a daemon that exited unseen may have left its pid to another

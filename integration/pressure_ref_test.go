@@ -31,9 +31,9 @@ func watchSwap(dev string) *swapWatch {
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			if used, _ := swapUsed(dev); used > 0 {
+			if a, _ := activeSwap(dev); a.UsedKiB > 0 {
 				w.mu.Lock()
-				w.maxUsed = max(w.maxUsed, used)
+				w.maxUsed = max(w.maxUsed, a.UsedKiB<<10)
 				w.mu.Unlock()
 			}
 			select {

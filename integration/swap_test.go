@@ -53,7 +53,7 @@ func releaseSwap(t testing.TB, dev string) {
 
 // swapActive reports whether dev is in /proc/swaps.
 func swapActive(dev string) bool {
-	_, on := swapUsed(dev)
+	_, on := activeSwap(dev)
 	return on
 }
 
@@ -252,8 +252,8 @@ func TestSwapfileActiveSemantics(t *testing.T) {
 	if lbs, _ := os.ReadFile("/sys/block/" + base + "/queue/logical_block_size"); strings.TrimSpace(string(lbs)) != "4096" {
 		t.Errorf("%s logical block size %q, want 4096", sw.dev, lbs)
 	}
-	if b, _ := os.ReadFile("/proc/swaps"); !strings.Contains(string(b), sw.dev) || !swapPriorityIs(string(b), sw.dev, 5) {
-		t.Errorf("/proc/swaps does not show %s with mkswapfile's priority 5:\n%s", sw.dev, b)
+	if a, on := activeSwap(sw.dev); !on || a.Priority != 5 {
+		t.Errorf("/proc/swaps does not show %s with mkswapfile's priority 5: %s", sw.dev, strings.Join(swapAreas(), "; "))
 	}
 	status := swapStatus(t, m)
 	if len(status.Swap.Files) != 1 || !status.Swap.Files[0].Active || status.Swap.Files[0].Loop != sw.dev || !status.Swap.Files[0].Pinned {
@@ -402,16 +402,6 @@ func TestSwapfileActiveSemantics(t *testing.T) {
 	eventually(t, 10*time.Second, "the swapfile's blocks come back", func() bool { return freeBlocks(t, m.Dir) >= freeBefore })
 }
 
-func swapPriorityIs(procSwaps, dev string, prio int) bool {
-	for _, line := range strings.Split(procSwaps, "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 5 && f[0] == dev {
-			return f[4] == strconv.Itoa(prio)
-		}
-	}
-	return false
-}
-
 func alignedPage() []byte {
 	b, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
@@ -507,8 +497,12 @@ func TestSwaponRefusesNonSwapfile(t *testing.T) {
 	if out := swaponRefused(t, m, f, "a file without a swap header"); !strings.Contains(out, "signature") {
 		t.Errorf("the refusal does not say what is wrong:\n%s", out)
 	}
-	if out, _ := os.ReadFile("/proc/swaps"); strings.Contains(string(out), f) {
-		t.Error("a loop device on the file was left in /proc/swaps")
+	var st unix.Stat_t
+	if err := unix.Stat(f, &st); err != nil {
+		t.Fatal(err)
+	}
+	if loops, err := swap.LoopsBacking(st.Dev, st.Ino); err != nil || len(loops) != 0 {
+		t.Errorf("the refused swapon left loop devices on the file: %+v %v", loops, err)
 	}
 }
 
@@ -536,13 +530,12 @@ func TestSwapMountOption(t *testing.T) {
 	if len(st.Swap.Files) != 2 {
 		t.Fatalf("status after mount with swap=: %+v", st.Swap.Files)
 	}
-	procSwaps, _ := os.ReadFile("/proc/swaps")
 	for _, f := range st.Swap.Files {
 		if !f.Active {
-			t.Errorf("%s is not active after the mount: %+v\n%s", f.Path, f, procSwaps)
+			t.Errorf("%s is not active after the mount: %+v; swap areas: %s", f.Path, f, strings.Join(swapAreas(), "; "))
 		}
-		if f.Path == "/sw" && !swapPriorityIs(string(procSwaps), f.Loop, 7) {
-			t.Errorf("/sw is not active with priority 7:\n%s", procSwaps)
+		if a, on := activeSwap(f.Loop); f.Path == "/sw" && (!on || a.Priority != 7) {
+			t.Errorf("/sw is not active with priority 7: %s", strings.Join(swapAreas(), "; "))
 		}
 	}
 }
@@ -589,7 +582,7 @@ func TestSwapDaemonKilled(t *testing.T) {
 	// Wait until the workload has pages in the swapfile.
 	deadline := time.Now().Add(time.Minute)
 	for {
-		if used, _ := swapUsed(sw.dev); used >= 32<<20 {
+		if a, _ := activeSwap(sw.dev); a.UsedKiB<<10 >= 32<<20 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -729,11 +722,8 @@ func TestSwapUsableSizeIsHeaders(t *testing.T) {
 	if len(st.Swap.Files) != 1 || !st.Swap.Files[0].Active || st.Swap.Files[0].Usable != 16<<20 {
 		t.Errorf("status %+v: want it active with 16 MiB usable", st.Swap.Files)
 	}
-	b, _ := os.ReadFile("/proc/swaps")
-	for _, line := range strings.Split(string(b), "\n") {
-		if fl := strings.Fields(line); len(fl) >= 3 && fl[0] == sw.dev && fl[2] != strconv.Itoa(16<<10-4) {
-			t.Errorf("the kernel swaps %s KiB, want %d (the header's pages less the header):\n%s", fl[2], 16<<10-4, b)
-		}
+	if a, on := activeSwap(sw.dev); !on || a.SizeKiB != 16<<10-4 {
+		t.Errorf("the kernel swaps %d KiB of %s (on: %v), want %d (the header's pages less the header)", a.SizeKiB, sw.dev, on, 16<<10-4)
 	}
 }
 
