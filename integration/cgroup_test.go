@@ -29,21 +29,15 @@ const (
 	maxTestSwap = 1 << 30
 )
 
-// memCgroup is a memory cgroup made for one test. It is removed, and every process still in
-// it killed, when the test ends.
-type memCgroup struct{ *swaptest.Cgroup }
-
 // newMemCgroup makes a cgroup whose processes may use limitBytes of memory and any amount of
-// swap. It skips t when this machine has no memory controller it can use.
+// swap; it is removed, and every process still in it killed, when the test ends. It skips t
+// when this machine has no memory controller it can use.
 //
 // Cleanups run last-registered first: make the swap area a workload needs before its cgroup,
 // so that the workload is dead by the time its swap is turned off.
-func newMemCgroup(t testing.TB, limitBytes int64) *memCgroup {
+func newMemCgroup(t testing.TB, limitBytes int64) *swaptest.Cgroup {
 	t.Helper()
-	requireRoot(t)
-	if _, reason := memoryController(); reason != "" {
-		t.Skip(reason)
-	}
+	requireMemCgroup(t)
 	c, err := swaptest.NewCgroup("swapfs-test-", limitBytes)
 	if err != nil {
 		t.Fatal(err)
@@ -56,16 +50,16 @@ func newMemCgroup(t testing.TB, limitBytes int64) *memCgroup {
 	if c.Note != "" {
 		t.Logf("cgroup %s: %s", c.Path, c.Note)
 	}
-	return &memCgroup{c}
+	return c
 }
 
-// memoryController says whether cgroups are v2 here, or why no memory cgroup can be made.
-func memoryController() (v2 bool, reason string) {
-	v2, err := swaptest.MemoryController()
-	if err != nil {
-		return v2, err.Error()
+// requireMemCgroup skips t, saying why, unless it may make memory cgroups here.
+func requireMemCgroup(t testing.TB) {
+	t.Helper()
+	requireRoot(t)
+	if _, err := swaptest.MemoryController(); err != nil {
+		t.Skip(err)
 	}
-	return v2, ""
 }
 
 // requireRoot skips t unless it runs as root, which cgroups, loop devices and swapon need.

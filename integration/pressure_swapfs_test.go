@@ -94,10 +94,7 @@ func TestPressureSwapfs(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			requireSwapTools(t)
-			requireRoot(t)
-			if _, reason := memoryController(); reason != "" {
-				t.Skip(reason)
-			}
+			requireMemCgroup(t)
 			m := mountStore(t)
 			f := filepath.Join(m.Dir, "swapfile")
 			mkswapfile(t, m, f, "--size", pressureSwapSize)

@@ -48,10 +48,7 @@ func soakDuration(t *testing.T) time.Duration {
 func TestSoakSwapPressure(t *testing.T) {
 	d := soakDuration(t)
 	requireSwapTools(t)
-	requireRoot(t)
-	if _, reason := memoryController(); reason != "" {
-		t.Skip(reason)
-	}
+	requireMemCgroup(t)
 	m := mountStore(t)
 	freeBefore := freeBlocks(t, m.Dir)
 	f := filepath.Join(m.Dir, "swapfile")

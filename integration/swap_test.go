@@ -546,10 +546,7 @@ func TestSwapMountOption(t *testing.T) {
 // swapfile and the rest of the filesystem intact, fsck clean.
 func TestSwapDaemonKilled(t *testing.T) {
 	requireSwapTools(t)
-	requireRoot(t)
-	if _, reason := memoryController(); reason != "" {
-		t.Skip(reason)
-	}
+	requireMemCgroup(t)
 	m := mountStore(t)
 	keep := filepath.Join(m.Dir, "keep")
 	keepData := []byte(strings.Repeat("intact ", 10000))
