@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -197,7 +196,7 @@ func TestDirectIO(t *testing.T) {
 	fd, err := unix.Open(m.path("f"), unix.O_CREAT|unix.O_RDWR|unix.O_DIRECT, 0o644)
 	must(t, "open O_DIRECT", err)
 	defer unix.Close(fd)
-	buf := alignedBuf(3 * meta.BlockSize)
+	buf := meta.AlignedBuffer(3 * meta.BlockSize)
 	copy(buf, pattern(len(buf), 3))
 	n, err := unix.Pwrite(fd, buf, meta.BlockSize)
 	if err != nil || n != len(buf) {
@@ -212,18 +211,12 @@ func TestDirectIO(t *testing.T) {
 	copy(want[5:], "unaligned")
 	copy(want[meta.BlockSize:], buf)
 	sameBytes(t, "buffered read", readFile(t, m.path("f")), want)
-	got := alignedBuf(len(want))
+	got := meta.AlignedBuffer(len(want))
 	n, err = unix.Pread(fd, got, 0)
 	if err != nil || n != len(want) {
 		t.Fatalf("direct pread: %d %v", n, err)
 	}
 	sameBytes(t, "direct read", got, want)
-}
-
-func alignedBuf(n int) []byte {
-	b := make([]byte, n+meta.BlockSize)
-	off := meta.BlockSize - int(uintptr(unsafe.Pointer(&b[0]))%meta.BlockSize)
-	return b[off%meta.BlockSize:][:n]
 }
 
 // TestUnlinkedOpenFile: an unlinked file stays readable and writable through an open

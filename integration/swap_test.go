@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/swapfs/swapfs/meta"
 	"github.com/swapfs/swapfs/swap"
 )
 
@@ -322,7 +323,7 @@ func TestSwapfileActiveSemantics(t *testing.T) {
 	if fd, err := unix.Open(f, unix.O_RDONLY|unix.O_DIRECT, 0); err != nil {
 		t.Errorf("open O_DIRECT for reading: %v", err)
 	} else {
-		buf := alignedPage()
+		buf := meta.AlignedBuffer(4096)
 		if _, err := unix.Pread(fd, buf, 0); err != nil || string(buf[4086:4096]) != "SWAPSPACE2" {
 			t.Errorf("O_DIRECT read of the header: %v", err)
 		}
@@ -400,14 +401,6 @@ func TestSwapfileActiveSemantics(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "the swapfile's blocks come back", func() bool { return freeBlocks(t, m.Dir) >= freeBefore })
-}
-
-func alignedPage() []byte {
-	b, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		panic(err)
-	}
-	return b
 }
 
 func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {

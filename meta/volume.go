@@ -95,19 +95,18 @@ func openVolume(path string, uuid []byte, blocks uint64, readOnly bool) (*volume
 		v.direct = d
 	}
 	v.bounce.New = func() any {
-		b := alignedBuffer(directChunk)
+		b := AlignedBuffer(directChunk)
 		return &b
 	}
 	return v, nil
 }
 
-// alignedBuffer returns n bytes starting on a page boundary, as O_DIRECT requires.
-func alignedBuffer(n int) []byte {
-	b := make([]byte, n+BlockSize)
-	off := int(uintptr(unsafe.Pointer(&b[0])) & (BlockSize - 1))
-	if off != 0 {
-		off = BlockSize - off
-	}
+// AlignedBuffer returns n bytes starting on a page boundary, as O_DIRECT requires of memory
+// (a page is a whole number of blocks, so block alignment follows).
+func AlignedBuffer(n int) []byte {
+	page := os.Getpagesize()
+	b := make([]byte, n+page)
+	off := -int(uintptr(unsafe.Pointer(&b[0]))) & (page - 1)
 	return b[off : off+n : off+n]
 }
 

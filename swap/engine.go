@@ -13,6 +13,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/swapfs/swapfs/meta"
 )
 
 const (
@@ -77,7 +79,7 @@ func NewEngine(path string, n int) (*Engine, error) {
 	}
 	e := &Engine{vol: f, path: path, sector: sector, bufs: make(chan *Buffer, n)}
 	for range n {
-		e.bufs <- &Buffer{mem: alignedBuffer(BufferSize + PageSize), eng: e}
+		e.bufs <- &Buffer{mem: meta.AlignedBuffer(BufferSize + PageSize), eng: e}
 	}
 	return e, nil
 }
@@ -124,15 +126,6 @@ func (e *Engine) Sync() error {
 		return fmt.Errorf("fdatasync data volume %s: %w", e.path, err)
 	}
 	return nil
-}
-
-func alignedBuffer(n int) []byte {
-	b := make([]byte, n+os.Getpagesize())
-	off := int(uintptr(unsafe.Pointer(&b[0])) & uintptr(os.Getpagesize()-1))
-	if off != 0 {
-		off = os.Getpagesize() - off
-	}
-	return b[off : off+n : off+n]
 }
 
 // Read reads up to n bytes of the file at off into a buffer of the engine and returns it;

@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/swapfs/swapfs/meta"
 	"github.com/swapfs/swapfs/swap"
@@ -116,7 +115,7 @@ func TestEngineWriteMemoryAlignment(t *testing.T) {
 	}{{"page-aligned memory", 0}, {"memory off a page boundary", 8}, {"odd memory address", 1}} {
 		t.Run(c.name, func(t *testing.T) {
 			for i, size := range []int{4096, 1 << 20} {
-				mem := pageAligned(size + c.shift)
+				mem := meta.AlignedBuffer(size + c.shift)
 				p := mem[c.shift : c.shift+size]
 				copy(p, pattern(uint64(100+i+c.shift), size))
 				off := int64(m.Extents()[1].Lblk)*meta.BlockSize - 8192
@@ -157,14 +156,14 @@ func TestEngineAlignedWriteNeedsNoBuffer(t *testing.T) {
 		return done
 	}
 	select {
-	case err := <-write(pageAligned(1 << 20)):
+	case err := <-write(meta.AlignedBuffer(1 << 20)):
 		if err != nil {
 			t.Fatal(err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("an aligned write from page-aligned memory waited for an engine buffer")
 	}
-	unaligned := write(pageAligned(1<<20 + 8)[8:])
+	unaligned := write(meta.AlignedBuffer(1<<20 + 8)[8:])
 	select {
 	case err := <-unaligned:
 		t.Fatalf("a write from unaligned memory went through without a buffer (%v): it cannot be O_DIRECT from there", err)
@@ -180,13 +179,6 @@ func TestEngineAlignedWriteNeedsNoBuffer(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the write from unaligned memory did not go through once a buffer was free")
 	}
-}
-
-// pageAligned returns n bytes starting on a page boundary.
-func pageAligned(n int) []byte {
-	b := make([]byte, n+swap.PageSize)
-	skip := (swap.PageSize - int(uintptr(unsafe.Pointer(&b[0]))%swap.PageSize)) % swap.PageSize
-	return b[skip : skip+n]
 }
 
 // TestEngineOn4KnDevice: on a data volume whose direct I/O needs 4096-byte alignment (a

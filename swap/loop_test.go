@@ -13,10 +13,10 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/swapfs/swapfs/meta"
 	"github.com/swapfs/swapfs/swap"
 )
 
@@ -137,13 +137,6 @@ func sysfs(t testing.TB, dev, attr string) string {
 	return strings.TrimSpace(string(b))
 }
 
-// aligned returns n bytes aligned for O_DIRECT on a 4096-byte-block device.
-func aligned(n int) []byte {
-	b := make([]byte, n+4096)
-	off := int(-uintptr(unsafe.Pointer(&b[0])) & 4095)
-	return b[off : off+n]
-}
-
 func TestAttachLoop(t *testing.T) {
 	needLoop(t)
 	path, fdev, fino := backingFile(t, 64<<20)
@@ -211,7 +204,7 @@ func checkDataPath(t *testing.T, dev, path string) {
 	}
 	defer file.Close()
 
-	buf := aligned(3 * 4096)
+	buf := meta.AlignedBuffer(3 * 4096)
 	for i := range buf {
 		buf[i] = byte(i*7 + 1)
 	}
@@ -238,7 +231,7 @@ func checkDataPath(t *testing.T, dev, path string) {
 	if err := file.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	back := aligned(len(buf))
+	back := meta.AlignedBuffer(len(buf))
 	if _, err := lo.ReadAt(back, 8<<20); err != nil {
 		t.Fatalf("read %s: %v", dev, err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/swapfs/swapfs/meta"
 	"github.com/swapfs/swapfs/swap"
 )
 
@@ -200,7 +201,7 @@ func makeSwapfile(path string, size int64, prio int, label string) (st swap.File
 	if err != nil {
 		return st, err
 	}
-	buf := pageAligned(swap.PageSize)
+	buf := meta.AlignedBuffer(swap.PageSize)
 	copy(buf, page)
 	if _, err := f.WriteAt(buf, 0); err != nil {
 		return st, fmt.Errorf("write the swap header: %w", err)
@@ -229,7 +230,7 @@ func makeSwapfile(path string, size int64, prio int, label string) (st swap.File
 // wait is noticeable.
 func writeZeros(f *os.File, size int64) error {
 	const chunk = 1 << 20
-	buf := pageAligned(chunk)
+	buf := meta.AlignedBuffer(chunk)
 	showProgress := size >= 256<<20 && isTerminal(os.Stderr)
 	start, last := time.Now(), time.Now()
 	for off := int64(0); off < size; {
@@ -255,15 +256,6 @@ func formatMiB(b int64) string { return fmt.Sprintf("%d MiB", b>>20) }
 func isTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
-}
-
-// pageAligned returns n bytes of anonymous memory, page-aligned as O_DIRECT needs.
-func pageAligned(n int) []byte {
-	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		panic(fmt.Sprintf("mmap %d bytes: %v", n, err))
-	}
-	return b
 }
 
 func swaponMain(args []string) int {
