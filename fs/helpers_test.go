@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/swapfs/swapfs/fs"
 	"github.com/swapfs/swapfs/meta"
+	"github.com/swapfs/swapfs/swap"
 )
 
 // testTimeout bounds one test's mount: a FUSE deadlock would otherwise hang the whole run.
@@ -319,17 +319,14 @@ func readDirAll(t testing.TB, dir string) []dirent {
 	}
 }
 
-// procMount returns the /proc/self/mounts line of mountpoint dir, split into fields.
-func procMount(t testing.TB, dir string) []string {
+// procMount returns the mount on mountpoint dir, from /proc/self/mountinfo.
+func procMount(t testing.TB, dir string) swap.Mount {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/mounts")
-	must(t, "read /proc/self/mounts", err)
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 4 && f[1] == dir {
-			return f
-		}
+	mounts, err := swap.Mounts()
+	must(t, "read the mount table", err)
+	m, ok := swap.MountOn(mounts, dir)
+	if !ok {
+		t.Fatalf("%s is not in /proc/self/mountinfo", dir)
 	}
-	t.Fatalf("%s is not in /proc/self/mounts", dir)
-	return nil
+	return m
 }

@@ -17,22 +17,22 @@ import (
 
 func TestMountInProcMounts(t *testing.T) {
 	m := newMount(t)
-	f := procMount(t, m.Dir)
-	if f[0] != m.StoreDir {
-		t.Errorf("source %q, want the store path %q", f[0], m.StoreDir)
+	pm := procMount(t, m.Dir)
+	if pm.Source != m.StoreDir {
+		t.Errorf("source %q, want the store path %q", pm.Source, m.StoreDir)
 	}
-	if f[2] != "fuse.swapfs" {
-		t.Errorf("type %q, want fuse.swapfs", f[2])
+	if pm.FSType != "fuse.swapfs" {
+		t.Errorf("type %q, want fuse.swapfs", pm.FSType)
 	}
-	opts := strings.Split(f[3], ",")
+	opts := pm.AllOptions()
 	for _, want := range []string{"rw", "default_permissions", "allow_other", "user_id=0", "max_read=1048576"} {
 		if !slices.Contains(opts, want) {
-			t.Errorf("options %q lack %q", f[3], want)
+			t.Errorf("options %q lack %q", strings.Join(opts, ","), want)
 		}
 	}
 	for _, unwanted := range []string{"nosuid", "nodev", "noexec"} {
 		if slices.Contains(opts, unwanted) {
-			t.Errorf("options %q contain %q; by default swapfs mounts like ext4", f[3], unwanted)
+			t.Errorf("options %q contain %q; by default swapfs mounts like ext4", strings.Join(opts, ","), unwanted)
 		}
 	}
 	st := lstat(t, m.Dir)
@@ -45,7 +45,7 @@ func TestMountInProcMounts(t *testing.T) {
 func TestMountKernelOptions(t *testing.T) {
 	tests := []struct {
 		opts    []string
-		want    []string // in the /proc/mounts options
+		want    []string // in the options, the mount's and the filesystem's
 		notWant []string
 	}{
 		{[]string{"nosuid", "nodev", "noexec"}, []string{"nosuid", "nodev", "noexec"}, nil},
@@ -59,7 +59,7 @@ func TestMountKernelOptions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.opts, ","), func(t *testing.T) {
 			m := newMount(t, func(o *fs.Options) { o.KernelOptions = tt.opts })
-			opts := strings.Split(procMount(t, m.Dir)[3], ",")
+			opts := procMount(t, m.Dir).AllOptions()
 			for _, w := range tt.want {
 				if !slices.Contains(opts, w) {
 					t.Errorf("options %q lack %q", strings.Join(opts, ","), w)
@@ -92,7 +92,7 @@ func TestMountReadOnly(t *testing.T) {
 	if got := string(readFile(t, m.path("f"))); got != "kept" {
 		t.Errorf("read %q, want %q", got, "kept")
 	}
-	opts := strings.Split(procMount(t, m.Dir)[3], ",")
+	opts := procMount(t, m.Dir).AllOptions()
 	if !slices.Contains(opts, "ro") {
 		t.Errorf("options %q lack ro", strings.Join(opts, ","))
 	}

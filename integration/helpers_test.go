@@ -28,7 +28,7 @@ import (
 // Timeouts for anything that could hang.
 const (
 	cmdTimeout     = 60 * time.Second // one external command
-	mountTimeout   = 15 * time.Second // a mount to show in /proc/mounts
+	mountTimeout   = 15 * time.Second // a mount to show in the mount table
 	unmountTimeout = 20 * time.Second // a busy mount to come free
 	exitTimeout    = 20 * time.Second // a daemon to exit after its unmount
 )
@@ -161,7 +161,7 @@ func mountStore(t testing.TB, opts ...mountOpt) *swapfsMount {
 	m.pid, _ = strconv.Atoi(match[1])
 	trackPid(m.pid)
 	if !waitMounted(c.dir, true, mountTimeout) {
-		t.Fatalf("swapfs mount exited 0 but %s is not in /proc/mounts after %v:\n%s", c.dir, mountTimeout, r.out)
+		t.Fatalf("swapfs mount exited 0 but %s is not in the mount table after %v:\n%s", c.dir, mountTimeout, r.out)
 	}
 	return m
 }
@@ -230,28 +230,19 @@ func unmountDir(dir string) error {
 	return fmt.Errorf("umount failed for %v (%s %v); detached lazily", unmountTimeout, strings.TrimSpace(last.out), last.err)
 }
 
-// mounted reports whether dir is a mount point in /proc/mounts.
+// mounted reports whether dir is a mount point.
 func mounted(dir string) bool {
 	_, ok := mountEntry(dir)
 	return ok
 }
 
-// mountEntry returns the /proc/mounts fields of the mount on dir.
-func mountEntry(dir string) ([]string, bool) {
-	f, err := os.Open("/proc/mounts")
+// mountEntry returns the mount on dir, the one on top if there are several.
+func mountEntry(dir string) (swap.Mount, bool) {
+	mounts, err := swap.Mounts()
 	if err != nil {
-		return nil, false
+		return swap.Mount{}, false
 	}
-	defer f.Close()
-	var found []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 4 && swap.UnescapeMountField(fields[1]) == dir {
-			found = fields // the last one is the one on top
-		}
-	}
-	return found, found != nil
+	return swap.MountOn(mounts, dir)
 }
 
 func waitMounted(dir string, want bool, timeout time.Duration) bool {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -119,12 +120,12 @@ func afterHelperMount(t *testing.T, r result, store, mnt, wantOption string) {
 	if !waitMounted(mnt, true, mountTimeout) {
 		t.Fatalf("mount exited 0 but %s is not mounted:\n%s", mnt, r.out)
 	}
-	fields, _ := mountEntry(mnt)
-	if fields[0] != store || fields[2] != "fuse.swapfs" {
-		t.Errorf("/proc/mounts shows %q, want source %s and type fuse.swapfs", fields, store)
+	entry, _ := mountEntry(mnt)
+	if entry.Source != store || entry.FSType != "fuse.swapfs" {
+		t.Errorf("the mount table shows %+v, want source %s and type fuse.swapfs", entry, store)
 	}
-	if !strings.Contains(","+fields[3]+",", ","+wantOption+",") {
-		t.Errorf("mount options %q lack %q", fields[3], wantOption)
+	if opts := entry.AllOptions(); !slices.Contains(opts, wantOption) {
+		t.Errorf("mount options %q lack %q", opts, wantOption)
 	}
 	writeFile(t, filepath.Join(mnt, "hello"), []byte("hello"))
 	if got, err := os.ReadFile(filepath.Join(mnt, "hello")); err != nil || string(got) != "hello" {

@@ -12,6 +12,8 @@
 //   - kthread.go: telling the loop driver's requests (kernel threads) from processes'.
 //   - loop.go, swapon.go, procswaps.go: loop devices attached with LOOP_CONFIGURE and direct
 //     I/O, swapon(2)/swapoff(2), and /proc/swaps, which says which swapfiles are active.
+//   - mountinfo.go: the one reader of the mount table (/proc/self/mountinfo) for all of
+//     swapfs, a pure parser (fuzzed) under Mounts.
 //
 // Invariant: while a file is pinned its blocks belong to it and do not move; whoever unpins
 // it (fs) first waits for the engine's I/O on it to end.

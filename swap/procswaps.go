@@ -184,27 +184,6 @@ func unescapeOctal(s []byte) (string, error) {
 	return b.String(), nil
 }
 
-// UnescapeMountField undoes the octal escapes (\040 for a space) that /proc/mounts and
-// /proc/self/mountinfo put in paths (proc(5)); a backslash that does not start one stays as
-// it is. (/proc/swaps, which ActiveSwaps reads, goes through the strict unescapeOctal.)
-func UnescapeMountField(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 func isOctal(c byte) bool { return '0' <= c && c <= '7' }
 
 // quote shows a bad line in an error, cut short: it may be anything.

@@ -37,38 +37,17 @@ func Rotational(path string) (bool, error) {
 	if major != 0 {
 		return devRotational(major, minor)
 	}
-	src, err := mountSource(major, minor)
+	mounts, err := Mounts()
 	if err != nil {
 		return false, fmt.Errorf("rotational of %s: %w", path, err)
 	}
+	mnt, _ := MountOfDevice(mounts, major, minor)
+	src := mnt.Source
 	var sst unix.Stat_t
 	if !strings.HasPrefix(src, "/dev/") || unix.Stat(src, &sst) != nil || sst.Mode&unix.S_IFMT != unix.S_IFBLK {
 		return false, nil // no block device: the loop driver's answer too
 	}
 	return devRotational(unix.Major(sst.Rdev), unix.Minor(sst.Rdev))
-}
-
-// mountSource is the source field of the mount whose device number is major:minor, from
-// /proc/self/mountinfo ("" when none has it).
-func mountSource(major, minor uint32) (string, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return "", err
-	}
-	want := fmt.Sprintf("%d:%d", major, minor)
-	for _, line := range strings.Split(string(b), "\n") {
-		// ID PARENT MAJOR:MINOR ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
-		f := strings.Fields(line)
-		if len(f) < 3 || f[2] != want {
-			continue
-		}
-		for i, x := range f {
-			if x == "-" && i+2 < len(f) {
-				return UnescapeMountField(f[i+2]), nil
-			}
-		}
-	}
-	return "", nil
 }
 
 // devRotational reads queue/rotational of block device major:minor; a partition has no

@@ -114,28 +114,18 @@ func diskOf(dir string) string {
 
 // fsOf says which filesystem holds dir: type, source and mountpoint, from mountinfo.
 func fsOf(dir string) string {
-	f, err := os.Open("/proc/self/mountinfo")
+	mounts, err := swap.Mounts()
 	if err != nil {
 		return "?"
 	}
-	defer f.Close()
 	best, desc := "", "?"
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 7 {
-			continue
-		}
-		mp := swap.UnescapeMountField(fields[4])
+	for _, m := range mounts {
+		mp := m.Mountpoint
 		if !(dir == mp || strings.HasPrefix(dir, strings.TrimSuffix(mp, "/")+"/")) || len(mp) < len(best) {
 			continue
 		}
-		for i, fl := range fields {
-			if fl == "-" && i+2 < len(fields) {
-				best = mp
-				desc = fmt.Sprintf("%s on %s (mounted at %s, %s)", fields[i+1], fields[i+2], mp, fields[5])
-			}
-		}
+		best = mp
+		desc = fmt.Sprintf("%s on %s (mounted at %s, %s)", m.FSType, m.Source, mp, strings.Join(m.Options, ","))
 	}
 	return desc
 }

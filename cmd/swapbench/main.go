@@ -425,13 +425,13 @@ func sameDevice(a, b string) bool {
 // removeWorkdir removes dir unless something is still mounted below it: removing through
 // a mount would delete a filesystem's files, and a hung one would hang the bench.
 func removeWorkdir(dir string) error {
-	f, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := swap.Mounts()
 	if err != nil {
 		return err
 	}
-	for _, line := range strings.Split(string(f), "\n") {
-		if fl := strings.Fields(line); len(fl) > 4 && strings.HasPrefix(swap.UnescapeMountField(fl[4]), dir+"/") {
-			return fmt.Errorf("%s is still mounted; leaving %s in place", swap.UnescapeMountField(fl[4]), dir)
+	for _, m := range mounts {
+		if strings.HasPrefix(m.Mountpoint, dir+"/") {
+			return fmt.Errorf("%s is still mounted; leaving %s in place", m.Mountpoint, dir)
 		}
 	}
 	return os.RemoveAll(dir)

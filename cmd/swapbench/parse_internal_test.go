@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/swapfs/swapfs/swap"
 )
 
 func TestParseVmstat(t *testing.T) {
@@ -66,15 +64,6 @@ func TestParseVmRSS(t *testing.T) {
 	}
 	if _, err := parseVmRSS("VmRSS:\t12 MB\n"); err == nil {
 		t.Error("a unit other than kB was accepted")
-	}
-}
-func TestUnescapeOctal(t *testing.T) {
-	for in, want := range map[string]string{
-		`/a\040b`: "/a b", `/plain`: "/plain", `/tab\011x`: "/tab\tx", `/trail\04`: `/trail\04`, `/bad\09x`: `/bad\09x`,
-	} {
-		if got := swap.UnescapeMountField(in); got != want {
-			t.Errorf("swap.UnescapeMountField(%q) = %q, want %q", in, got, want)
-		}
 	}
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -267,26 +266,12 @@ func unmount(ctx context.Context, dir string) error {
 
 // fsType returns the filesystem type mounted on exactly dir, "" when none is.
 func fsType(dir string) string {
-	f, err := os.Open("/proc/self/mountinfo")
+	mounts, err := swap.Mounts()
 	if err != nil {
 		return ""
 	}
-	defer f.Close()
-	typ := ""
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// proc(5): ID parent major:minor root mountpoint options [optional...] - type source
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 || swap.UnescapeMountField(fields[4]) != dir {
-			continue
-		}
-		for i, fl := range fields {
-			if fl == "-" && i+1 < len(fields) {
-				typ = fields[i+1] // the last mount on dir is the one seen
-			}
-		}
-	}
-	return typ
+	m, _ := swap.MountOn(mounts, dir)
+	return m.FSType
 }
 
 // waitExit waits up to d for pid, a process whose command line holds name, to exit.

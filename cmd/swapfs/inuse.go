@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -13,28 +12,22 @@ import (
 	"github.com/swapfs/swapfs/swap"
 )
 
-// fsType is the type the kernel shows for a swapfs mount in /proc/mounts.
+// fsType is the type the kernel shows for a swapfs mount in the mount table.
 const fsType = "fuse.swapfs"
 
-// mountedOn returns where store is mounted, from /proc/mounts; "" when it is not. A swapfs
-// mount's source is its store's absolute path (fs.Options.FsName).
+// mountedOn returns where store is mounted; "" when it is not. A swapfs mount's source is its
+// store's absolute path (fs.Options.FsName).
 func mountedOn(store string) (string, error) {
-	f, err := os.Open("/proc/mounts")
+	mounts, err := swap.Mounts()
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 3 || fields[2] != fsType {
-			continue
-		}
-		if filepath.Clean(swap.UnescapeMountField(fields[0])) == store {
-			return swap.UnescapeMountField(fields[1]), nil
+	for _, m := range mounts {
+		if m.FSType == fsType && filepath.Clean(m.Source) == store {
+			return m.Mountpoint, nil
 		}
 	}
-	return "", sc.Err()
+	return "", nil
 }
 
 // errInUse says that another process holds the store's lock: a mount, or a running fsck.

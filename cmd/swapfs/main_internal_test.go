@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/swapfs/swapfs/swap"
 )
 
 func TestParseMountOptions(t *testing.T) {
@@ -117,21 +115,6 @@ func TestEscapePath(t *testing.T) {
 	for in, want := range tests {
 		if got := escapePath(in); got != want {
 			t.Errorf("escapePath(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
-func TestUnescapeMountField(t *testing.T) {
-	tests := map[string]string{
-		`/a/b`:             "/a/b",
-		`/a\040b`:          "/a b",
-		`/a\134b`:          `/a\b`,
-		`/trailing\04`:     `/trailing\04`,
-		`/tab\011x\012end`: "/tab\tx\nend",
-	}
-	for in, want := range tests {
-		if got := swap.UnescapeMountField(in); got != want {
-			t.Errorf("swap.UnescapeMountField(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

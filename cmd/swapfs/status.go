@@ -1,13 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -95,29 +95,17 @@ func printStatus(w io.Writer, replies []controlResponse, asJSON, one bool) error
 	return nil
 }
 
-// swapfsMountpoints lists the mountpoints of the swapfs mounts in /proc/mounts, once each.
+// swapfsMountpoints lists the mountpoints of the swapfs mounts, once each.
 func swapfsMountpoints() ([]string, error) {
-	f, err := os.Open("/proc/mounts")
+	mounts, err := swap.Mounts()
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	var out []string
-	seen := map[string]bool{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 3 || fields[2] != fsType {
-			continue
+	for _, m := range mounts {
+		if m.FSType == fsType && !slices.Contains(out, m.Mountpoint) {
+			out = append(out, m.Mountpoint)
 		}
-		mnt := swap.UnescapeMountField(fields[1])
-		if !seen[mnt] {
-			seen[mnt] = true
-			out = append(out, mnt)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read /proc/mounts: %w", err)
 	}
 	return out, nil
 }
@@ -148,7 +136,7 @@ func findSwapfsMount(arg string) (string, error) {
 			return m, nil
 		}
 	}
-	return "", fmt.Errorf("%s is not a swapfs mountpoint (/proc/mounts has no %s mount on it); "+
+	return "", fmt.Errorf("%s is not a swapfs mountpoint (/proc/self/mountinfo has no %s mount on it); "+
 		"'swapfs status' without arguments lists the swapfs mounts", abs, fsType)
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -56,33 +55,18 @@ func onSwapfs(path string) (swapTarget, error) {
 	return swapTarget{path: abs, mountpoint: mnt, dev: st.Dev}, nil
 }
 
-// swapfsMountOf returns the mountpoint of the fuse.swapfs mount with device number dev, from
-// /proc/self/mountinfo; "" when there is none.
+// swapfsMountOf returns the mountpoint of the swapfs mount with device number dev; "" when
+// there is none.
 func swapfsMountOf(dev uint64) (string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	mounts, err := swap.Mounts()
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	want := fmt.Sprintf("%d:%d", unix.Major(dev), unix.Minor(dev))
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		sep := -1
-		for i, fl := range fields {
-			if fl == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || sep+1 >= len(fields) || len(fields) < 5 {
-			continue
-		}
-		if fields[2] == want && fields[sep+1] == fsType {
-			return swap.UnescapeMountField(fields[4]), nil
-		}
+	m, ok := swap.MountOfDevice(mounts, unix.Major(dev), unix.Minor(dev))
+	if !ok || m.FSType != fsType {
+		return "", nil
 	}
-	return "", sc.Err()
+	return m.Mountpoint, nil
 }
 
 func inodeOf(path string) (uint64, error) {
