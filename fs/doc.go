@@ -18,7 +18,9 @@
 //   - Permissions are the kernel's job: the mount uses default_permissions, so the kernel
 //     checks mode bits, ownership for chmod/chown/utimes and the sticky bit before it asks us,
 //     and (without FUSE_HANDLE_KILLPRIV) sends the SETATTR that clears suid/sgid after a write,
-//     truncate or chown. The kernel also applies the umask (FUSE_DONT_MASK is not negotiated).
+//     truncate or chown. A write through an O_DIRECT handle is the exception: the kernel only
+//     flags it (FUSE_WRITE_KILL_SUIDGID), and killPrivFS clears the bits. The kernel also
+//     applies the umask (FUSE_DONT_MASK is not negotiated).
 //   - An inode unlinked while open stays in the store as an orphan; it is freed (store.Release)
 //     when the kernel forgets its last node and no handle of ours is open on it. A file made
 //     with O_TMPFILE (Tmpfile) is such an orphan from the start, until linkat(2) names it.

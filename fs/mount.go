@@ -115,8 +115,14 @@ func Mount(store *meta.Store, mountpoint string, opts Options) (*Server, error) 
 		RootStableAttr:  &gofs.StableAttr{Ino: meta.RootIno, Gen: root.Gen},
 		Logger:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	server, err := gofs.Mount(mountpoint, &Node{fs: fsys, ino: meta.RootIno}, gopts)
+	// gofs.Mount, with the node tree's raw filesystem wrapped.
+	raw := killPrivFS{gofs.NewNodeFS(&Node{fs: fsys, ino: meta.RootIno}, gopts)}
+	server, err := fuse.NewServer(raw, mountpoint, &gopts.MountOptions)
 	if err != nil {
+		return nil, fmt.Errorf("mount fuse.swapfs on %s: %w", mountpoint, err)
+	}
+	go server.Serve()
+	if err := server.WaitMount(); err != nil {
 		return nil, fmt.Errorf("mount fuse.swapfs on %s: %w", mountpoint, err)
 	}
 	// Loop devices name their backing file by st_dev and st_ino; st_dev of a FUSE mount is

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/swapfs/swapfs/meta"
 )
 
 // Unprivileged users for the permission tests; they need no passwd entries.
@@ -110,6 +112,22 @@ func TestSuidClearedOnWrite(t *testing.T) {
 	}))
 	if got := mode(); got != 0o777 {
 		t.Errorf("after a write by a user: mode %o, want 0777", got)
+	}
+
+	// O_DIRECT: the kernel sends no SETATTR for it but flags the WRITE itself
+	// (FUSE_WRITE_KILL_SUIDGID).
+	reset(0o6777)
+	must(t, "alice writes with O_DIRECT", asUser(t, alice, alice, func() error {
+		f, err := os.OpenFile(p, os.O_WRONLY|syscall.O_DIRECT, 0)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = f.WriteAt(meta.AlignedBuffer(meta.BlockSize), 0)
+		return err
+	}))
+	if got := mode(); got != 0o777 {
+		t.Errorf("after an O_DIRECT write by a user: mode %o, want 0777", got)
 	}
 
 	reset(0o2767) // sgid without group execute is mandatory locking, not sgid: it stays
