@@ -169,10 +169,14 @@ func (n *Node) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, offIn ui
 		if nr == 0 {
 			break
 		}
-		if _, _, err := dst.fs.store.WriteAt(dst.ino, chunk[:nr], int64(offOut+done)); err != nil {
+		nw, _, err := dst.fs.store.WriteAt(dst.ino, chunk[:nr], int64(offOut+done))
+		done += uint64(nw)
+		if err != nil {
 			return copied(done, dst.errno("copy_file_range write", err))
 		}
-		done += uint64(nr)
+		if nw < nr {
+			break // the volume is full: what fit is copied, as a short write(2)
+		}
 		if nr < len(chunk) {
 			break // end of the source file
 		}

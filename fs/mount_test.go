@@ -185,3 +185,39 @@ func TestENOSPC(t *testing.T) {
 		t.Errorf("created %d files; files %d ffree %d, want the limit of 16 reached", created, st.Files, st.Ffree)
 	}
 }
+
+// TestCopyFileRangeENOSPC: copy_file_range onto a volume that fills up copies what fits and
+// says so: the counts it returns add up to exactly the bytes the destination holds, then
+// ENOSPC, as with write(2).
+func TestCopyFileRangeENOSPC(t *testing.T) {
+	m := newMountMkfs(t, meta.MkfsOptions{Size: 8 << 20})
+	src := pattern(5<<20, 7)
+	writeFile(t, m.path("src"), src, 0o644)
+	in, err := os.Open(m.path("src"))
+	must(t, "open src", err)
+	defer in.Close()
+	out, err := os.Create(m.path("dst"))
+	must(t, "create dst", err)
+	defer out.Close()
+	var total int64
+	for {
+		offIn, offOut := total, total
+		n, err := unix.CopyFileRange(int(in.Fd()), &offIn, int(out.Fd()), &offOut, len(src)-int(total), 0)
+		if err != nil {
+			wantErrno(t, "copy_file_range onto a full volume", err, syscall.ENOSPC)
+			break
+		}
+		if n == 0 {
+			t.Fatalf("copy_file_range copied all %d bytes to a volume without room for them", total)
+		}
+		total += int64(n)
+	}
+	if total == 0 || total >= int64(len(src)) {
+		t.Fatalf("copied %d of %d bytes to a volume of 8 MiB holding 5 MiB", total, len(src))
+	}
+	got := readFile(t, m.path("dst"))
+	if int64(len(got)) != total {
+		t.Fatalf("copy_file_range reported %d bytes; the destination holds %d", total, len(got))
+	}
+	sameBytes(t, "what was copied", got, src[:total])
+}
