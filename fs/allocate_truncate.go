@@ -73,16 +73,19 @@ func setAttrOf(in *fuse.SetAttrIn) meta.SetAttr {
 //
 // On a pinned swapfile the loop driver's discards and write-zeroes arrive as PUNCH_HOLE or
 // ZERO_RANGE: they become zeros written in place, so the file keeps every block.
+//
+// Anything else holds the file's swap lock from the pinned check to the change, as truncate
+// does: a file pinned in between would otherwise lose blocks its pinned map still serves.
 func (n *Node) Allocate(ctx context.Context, f gofs.FileHandle, off uint64, size uint64, mode uint32) syscall.Errno {
 	if sf, m := n.fs.swap.pinned(n.ino); sf != nil {
 		if n.fromKernel(ctx) {
 			return n.swapZero(sf, m, int64(off), int64(size), mode)
 		}
 		sf.io.RUnlock()
-		defer n.fs.swap.lock(n.ino).Unlock()
-		if errno := n.prepareChange("fallocate", true); errno != 0 {
-			return errno
-		}
+	}
+	defer n.fs.swap.lock(n.ino).Unlock()
+	if errno := n.prepareChange("fallocate", true); errno != 0 {
+		return errno
 	}
 	defer n.changed()
 	_, err := n.fs.store.Fallocate(n.ino, int64(off), int64(size), mode)
