@@ -114,7 +114,7 @@ func (s *Store) Fallocate(ino uint64, off, length int64, mode uint32) (Inode, er
 	if off < 0 || length <= 0 {
 		return Inode{}, syscall.EINVAL
 	}
-	if off+length > MaxFileSize {
+	if off > MaxFileSize-length { // not off+length: that wraps
 		return Inode{}, syscall.EFBIG
 	}
 	punch := mode&FallocPunchHole != 0

@@ -97,6 +97,9 @@ func (c *checker) checkInodes() {
 		if ino >= next {
 			c.addf("inode %d is at or past the next inode number %d", ino, next)
 		}
+		if r.Size > MaxFileSize {
+			c.addf("inode %d has size %d, past the largest file size %d", ino, r.Size, uint64(MaxFileSize))
+		}
 		c.inodes[ino] = r
 		return nil
 	})

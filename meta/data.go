@@ -94,7 +94,7 @@ func (s *Store) WriteAt(ino uint64, p []byte, off int64) (int, Inode, error) {
 	if off < 0 {
 		return 0, Inode{}, syscall.EINVAL
 	}
-	if off+int64(len(p)) > MaxFileSize {
+	if off > MaxFileSize-int64(len(p)) { // not off+len: that wraps for off near 2^63
 		return 0, Inode{}, syscall.EFBIG
 	}
 	// Overwrites of written blocks change no mapping, so they share the inode lock and run

@@ -2,6 +2,7 @@ package meta_test
 
 import (
 	"bytes"
+	"math"
 	"math/rand"
 	"syscall"
 	"testing"
@@ -207,5 +208,24 @@ func TestDirectAndBufferedPathsAgree(t *testing.T) {
 	part := make([]byte, 300)
 	if _, err := s.ReadAt(f.Ino, part, 5*meta.BlockSize); err != nil || !bytes.Equal(part, want[5*meta.BlockSize:5*meta.BlockSize+300]) {
 		t.Fatalf("partial read after whole-block writes: mismatch (%v)", err)
+	}
+}
+
+// TestFileSizeLimit: writes and fallocate that would end past MaxFileSize are EFBIG, also
+// from offsets so large that offset+length wraps negative; a write that ends on the limit is
+// fine.
+func TestFileSizeLimit(t *testing.T) {
+	s, _ := newStore(t, 8<<20)
+	f := mustCreate(t, s, meta.RootIno, "f", syscall.S_IFREG|0o644)
+	_, _, err := s.WriteAt(f.Ino, []byte("xy"), math.MaxInt64)
+	wantErrno(t, err, syscall.EFBIG)
+	_, _, err = s.WriteAt(f.Ino, []byte("xy"), meta.MaxFileSize-1)
+	wantErrno(t, err, syscall.EFBIG)
+	_, err = s.Fallocate(f.Ino, 1<<62, 1<<62, 0)
+	wantErrno(t, err, syscall.EFBIG)
+	_, err = s.Fallocate(f.Ino, math.MaxInt64, 1, 0)
+	wantErrno(t, err, syscall.EFBIG)
+	if in := mustWrite(t, s, f.Ino, []byte("x"), meta.MaxFileSize-1); in.Size != meta.MaxFileSize {
+		t.Errorf("size %d after a write ending on the limit, want %d", in.Size, uint64(meta.MaxFileSize))
 	}
 }
