@@ -120,6 +120,30 @@ func TestUtimens(t *testing.T) {
 		t.Errorf("mtime %d, want %d", st.Mtim.Sec, old.Unix())
 	}
 
+	// Times past what an inode holds (years 1678 to 2262) are clamped to its ends, as ext4
+	// clamps to its own range, never wrapped around to the other end.
+	for _, c := range []struct {
+		set       time.Time
+		wantYear  int
+		direction string
+	}{
+		{time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), 2262, "future"},
+		{time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC), 1677, "past"},
+	} {
+		ts := []unix.Timespec{{Sec: c.set.Unix()}, {Sec: c.set.Unix()}}
+		must(t, "utimensat far "+c.direction, unix.UtimesNanoAt(unix.AT_FDCWD, m.path("f"), ts, 0))
+		for _, fresh := range []bool{false, true} {
+			if fresh {
+				m.unmount(t)
+				m.mount(t)
+			}
+			st := lstat(t, m.path("f"))
+			if y := time.Unix(st.Mtim.Unix()).UTC().Year(); y != c.wantYear {
+				t.Errorf("mtime set in %d shows year %d (remounted: %v), want %d", c.set.Year(), y, fresh, c.wantYear)
+			}
+		}
+	}
+
 	// A write moves mtime and ctime; so does creating a name in a directory.
 	must(t, "mkdir", os.Mkdir(m.path("d"), 0o755))
 	dirBefore := lstat(t, m.path("d"))

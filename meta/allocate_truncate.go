@@ -66,10 +66,10 @@ func applyAttr(r *inodeRec, a SetAttr) {
 		r.Gid = *a.Gid
 	}
 	if a.Atime != nil {
-		r.Atime = *a.Atime
+		r.Atime = clampTime(*a.Atime)
 	}
 	if a.Mtime != nil {
-		r.Mtime = *a.Mtime
+		r.Mtime = clampTime(*a.Mtime)
 	}
 }
 

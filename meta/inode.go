@@ -3,6 +3,7 @@ package meta
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"syscall"
 	"time"
 
@@ -42,11 +43,28 @@ func encodeInode(r *inodeRec) []byte {
 	be.PutUint64(b[40:], r.Gen)
 	be.PutUint64(b[48:], r.Parent)
 	be.PutUint64(b[56:], r.dirSeq)
-	be.PutUint64(b[64:], uint64(r.Atime.UnixNano()))
-	be.PutUint64(b[72:], uint64(r.Mtime.UnixNano()))
-	be.PutUint64(b[80:], uint64(r.Ctime.UnixNano()))
-	be.PutUint64(b[88:], uint64(r.Btime.UnixNano()))
+	be.PutUint64(b[64:], uint64(clampTime(r.Atime).UnixNano()))
+	be.PutUint64(b[72:], uint64(clampTime(r.Mtime).UnixNano()))
+	be.PutUint64(b[80:], uint64(clampTime(r.Ctime).UnixNano()))
+	be.PutUint64(b[88:], uint64(clampTime(r.Btime).UnixNano()))
 	return v
+}
+
+// Inode times are stored as nanoseconds since the epoch in 64 bits, which hold the years
+// 1678 to 2262 (time.Time.UnixNano is undefined outside them).
+var minTime, maxTime = time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
+
+// clampTime returns t, or the nearest time an inode can hold: a time set outside the range
+// is stored as its end, as ext4 clamps to its own range (timestamp_truncate), never wrapped
+// to the far side.
+func clampTime(t time.Time) time.Time {
+	if t.Before(minTime) {
+		return minTime
+	}
+	if t.After(maxTime) {
+		return maxTime
+	}
+	return t
 }
 
 func decodeInode(ino uint64, v []byte) (*inodeRec, error) {

@@ -280,7 +280,7 @@ func (s *Store) Touch(ino uint64, atime time.Time) (Inode, error) {
 		if err != nil {
 			return err
 		}
-		r.Atime = atime
+		r.Atime = clampTime(atime)
 		out = r.Inode
 		return putInode(tx, r)
 	})
