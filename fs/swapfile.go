@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -252,32 +251,29 @@ func touchesSignature(off int64, n int) bool {
 }
 
 // active reports whether ino is in use as swap: a loop device backed by it is in
-// /proc/swaps. /proc/swaps is read first: while no loop device is swap, which is the
-// common case, no loop device is asked about its backing file (LOOP_GET_STATUS64 stats the
-// file, which is a GETATTR this daemon has to answer). With wantLoop it also finds an
-// attached loop device that is not swap, for status.
+// /proc/swaps, found by device numbers however the file was attached (SwapLoopsBacking).
+// Only loop devices that are swap are asked about their backing file (LOOP_GET_STATUS64
+// stats the file, which may be a GETATTR this daemon has to answer), so while no loop device
+// is swap, the common case, none is. With wantLoop it also finds an attached loop device
+// that is not swap, for status; that one is looked for under this mountpoint only.
 func (s *swapFiles) active(ino uint64, wantLoop bool) (loop string, active bool, prio int, used int64, err error) {
 	areas, err := swap.ActiveSwaps()
 	if err != nil {
 		return "", false, 0, 0, err
 	}
-	anyLoop := false
-	for _, a := range areas {
-		anyLoop = anyLoop || strings.HasPrefix(a.Filename, "/dev/loop")
+	swaps, err := swap.SwapLoopsBacking(areas, s.dev, ino)
+	if err != nil {
+		return "", false, 0, 0, err
 	}
-	if !anyLoop && !wantLoop {
+	if len(swaps) > 0 {
+		return swaps[0].Filename, true, swaps[0].Priority, swaps[0].UsedKiB << 10, nil
+	}
+	if !wantLoop {
 		return "", false, 0, 0, nil
 	}
 	loops, err := swap.LoopsBackingIn(s.mountpoint, s.dev, ino)
 	if err != nil || len(loops) == 0 {
 		return "", false, 0, 0, err
-	}
-	for _, l := range loops {
-		for _, a := range areas {
-			if a.Filename == l.Device {
-				return l.Device, true, a.Priority, a.UsedKiB << 10, nil
-			}
-		}
 	}
 	return loops[0].Device, false, 0, 0, nil
 }

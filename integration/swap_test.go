@@ -455,6 +455,44 @@ func TestSwapfilePlainRecipe(t *testing.T) {
 	}
 }
 
+// TestSwapfileActiveThroughBindMount: items 5 and 6 when the loop device was attached through
+// a bind mount of the swapfs mount (as a container sees it): the kernel shows the backing
+// file under the bind mount's path, and swapfs must still know the file is active swap.
+func TestSwapfileActiveThroughBindMount(t *testing.T) {
+	requireSwapTools(t)
+	m := mountStore(t)
+	f := filepath.Join(m.Dir, "swapfile")
+	mkswapfile(t, m, f, "--size", "16M")
+	bind := t.TempDir()
+	if err := unix.Mount(m.Dir, bind, "", unix.MS_BIND, ""); err != nil {
+		t.Fatalf("bind mount %s on %s: %v", m.Dir, bind, err)
+	}
+	trackMount(bind)
+	t.Cleanup(func() {
+		if err := unix.Unmount(bind, 0); err != nil {
+			t.Errorf("unmount the bind mount %s: %v", bind, err)
+		}
+	})
+	sw := swaponRecipe(t, filepath.Join(bind, "swapfile"), 4096)
+	if !strings.HasPrefix(loopBacking(sw.dev), bind+"/") {
+		t.Fatalf("%s's backing file is %q, not under the bind mount %s", sw.dev, loopBacking(sw.dev), bind)
+	}
+	wantRefused(t, "truncate", os.Truncate(f, 0), syscall.ETXTBSY)
+	if fd, err := unix.Open(f, unix.O_WRONLY, 0); err == nil {
+		_, err = unix.Pwrite(fd, []byte("x"), 8192)
+		unix.Close(fd)
+		wantRefused(t, "write through a new fd", err, syscall.ETXTBSY)
+	} else {
+		wantRefused(t, "open for writing", err, syscall.ETXTBSY)
+	}
+	wantRefused(t, "unlink", os.Remove(f), syscall.EPERM)
+	wantRefused(t, "rename", os.Rename(f, f+".moved"), syscall.EPERM)
+	st := swapStatus(t, m)
+	if len(st.Swap.Files) != 1 || !st.Swap.Files[0].Active || st.Swap.Files[0].Loop != sw.dev {
+		t.Errorf("status does not show the file active on %s: %+v", sw.dev, st.Swap.Files)
+	}
+}
+
 // TestMkswapfileENOSPC: item 15: a swapfile larger than the free space fails cleanly.
 func TestMkswapfileENOSPC(t *testing.T) {
 	requireEnv(t)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ type LoopOptions struct {
 
 const (
 	loopControl = "/dev/loop-control"
+	loopMajor   = 7 // LOOP_MAJOR
 
 	// attachTimeout bounds the retries when other processes keep taking the free device
 	// LOOP_CTL_GET_FREE hands out; losetup gives up after about the same time.
@@ -261,6 +263,63 @@ func LoopsBackingIn(dir string, dev, ino uint64) ([]LoopInfo, error) {
 		return err == nil && strings.HasPrefix(backing, prefix) // else unbound, or elsewhere
 	}
 	return scanLoops(under, backedBy(dev, ino), false)
+}
+
+// SwapLoopsBacking returns the swap areas among areas (as ActiveSwaps lists them) that are
+// loop devices backed by the inode (dev, ino). It goes by device numbers: it finds such a
+// loop device whatever path its backing file was attached by (a bind mount of the
+// filesystem, a container's mount namespace) and whatever its device node is called, which
+// a match on paths would miss, letting changes through to an active swapfile. Only loop
+// devices that are swap areas are asked for their backing file (the caveat of Loops).
+func SwapLoopsBacking(areas []SwapArea, dev, ino uint64) ([]SwapArea, error) {
+	var out []SwapArea
+	for _, a := range areas {
+		if a.Type != "partition" {
+			continue // a swapfile of a native filesystem: never a loop device
+		}
+		n, ok, err := loopIndex(a.Filename)
+		if err != nil {
+			return nil, fmt.Errorf("swap area %s: %w", a.Filename, err)
+		}
+		if !ok {
+			continue
+		}
+		_, match, err := loopInfo(n, backedBy(dev, ino))
+		if overDeadMount(err) {
+			continue // over a mount whose daemon is gone: not over the live file (dev, ino)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("swap area %s: %w", a.Filename, err)
+		}
+		if match {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// loopIndex returns N when the block device node path is loop device N or a partition of
+// it.
+func loopIndex(path string) (int, bool, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, false, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFBLK || unix.Major(st.Rdev) != loopMajor {
+		return 0, false, nil
+	}
+	sys, err := filepath.EvalSymlinks(fmt.Sprintf("/sys/dev/block/%d:%d", loopMajor, unix.Minor(st.Rdev)))
+	if err != nil {
+		return 0, false, err
+	}
+	if _, err := os.Stat(filepath.Join(sys, "partition")); err == nil {
+		sys = filepath.Dir(sys)
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(sys), "loop"))
+	if err != nil {
+		return 0, false, fmt.Errorf("%s: %s is not a loop device's directory", path, sys)
+	}
+	return n, true, nil
 }
 
 // backedBy matches a loop device whose backing file is the inode (dev, ino).
