@@ -491,6 +491,10 @@ func TestSwapfileActiveThroughBindMount(t *testing.T) {
 	if len(st.Swap.Files) != 1 || !st.Swap.Files[0].Active || st.Swap.Files[0].Loop != sw.dev {
 		t.Errorf("status does not show the file active on %s: %+v", sw.dev, st.Swap.Files)
 	}
+	if r := swapfs(m.logDir, "swapoff", f); r.code != 0 || swapActive(sw.dev) || loopBacking(sw.dev) != "" {
+		t.Errorf("swapfs swapoff by the mount's own path: exit %d, %s still swap %v, attached to %q\n%s",
+			r.code, sw.dev, swapActive(sw.dev), loopBacking(sw.dev), r.out)
+	}
 }
 
 // TestMkswapfileENOSPC: item 15: a swapfile larger than the free space fails cleanly.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -352,28 +353,39 @@ func swapoffFile(path string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The loop devices that are swap are found by device number, also when attached through
+	// a bind mount; the idle ones under this mountpoint.
+	areas, err := swap.ActiveSwaps()
+	if err != nil {
+		return nil, err
+	}
+	swaps, err := swap.SwapLoopsBacking(areas, t.dev, ino)
+	if err != nil {
+		return nil, err
+	}
 	loops, err := swap.LoopsBackingIn(t.mountpoint, t.dev, ino)
 	if err != nil {
 		return nil, err
 	}
-	if len(loops) == 0 {
+	var devs []string
+	for _, a := range swaps {
+		if err := swap.Swapoff(a.Filename); err != nil {
+			return devs, fmt.Errorf("swapoff %s: %w", a.Filename, err)
+		}
+		devs = append(devs, a.Filename)
+	}
+	for _, l := range loops {
+		if !slices.Contains(devs, l.Device) {
+			devs = append(devs, l.Device)
+		}
+	}
+	if len(devs) == 0 {
 		return nil, fmt.Errorf("%s is not attached to any loop device (not active swap)", t.path)
 	}
-	var devs []string
-	for _, l := range loops {
-		active, err := swap.IsActiveSwap(l.Device)
-		if err != nil {
-			return devs, err
+	for i, dev := range devs {
+		if err := swap.DetachLoop(dev); err != nil {
+			return devs[:i], err
 		}
-		if active {
-			if err := swap.Swapoff(l.Device); err != nil {
-				return devs, fmt.Errorf("swapoff %s: %w", l.Device, err)
-			}
-		}
-		if err := swap.DetachLoop(l.Device); err != nil {
-			return devs, err
-		}
-		devs = append(devs, l.Device)
 	}
 	return devs, nil
 }
