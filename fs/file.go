@@ -181,6 +181,11 @@ func (n *Node) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, offIn ui
 			break // end of the source file
 		}
 	}
+	if touchesSignature(int64(offOut), int(done)) {
+		// A swap image copied in (cp uses copy_file_range): pinned, as one written in, once
+		// the copy is complete.
+		dst.fs.swap.addCandidate(dst.ino)
+	}
 	return uint32(done), 0
 }
 

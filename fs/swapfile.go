@@ -70,6 +70,14 @@ func (s *swapFiles) attached() bool {
 	return false
 }
 
+// addCandidate has ino's header checked, and the file pinned if it is a swapfile, when its
+// writer closes or syncs it or it is opened next.
+func (s *swapFiles) addCandidate(ino uint64) {
+	s.mu.Lock()
+	s.candidates[ino] = true
+	s.mu.Unlock()
+}
+
 // lock takes ino's swap lock and returns it, for the caller to unlock.
 func (s *swapFiles) lock(ino uint64) *sync.Mutex {
 	m := &s.stripes[ino%uint64(len(s.stripes))]
@@ -324,9 +332,7 @@ func (n *Node) prepareChange(op string, unpin bool) syscall.Errno {
 		}
 		// Its header may well still be valid (a swapfile grown before a new swapon): it is
 		// pinned again, with its new size, at the next open or close.
-		n.fs.swap.mu.Lock()
-		n.fs.swap.candidates[n.ino] = true
-		n.fs.swap.mu.Unlock()
+		n.fs.swap.addCandidate(n.ino)
 		n.fs.log.Info("swapfile unpinned: it is an ordinary file again", "op", op, "ino", n.ino)
 	}
 	return 0
@@ -405,9 +411,7 @@ func (n *Node) checkHeaderWrite(data []byte, off int64) (pinAfter *swap.Header, 
 	}
 	in, gerr := n.fs.store.GetInode(n.ino)
 	if gerr == nil && off+int64(len(data)) > int64(in.Size) {
-		n.fs.swap.mu.Lock()
-		n.fs.swap.candidates[n.ino] = true
-		n.fs.swap.mu.Unlock()
+		n.fs.swap.addCandidate(n.ino)
 		return nil, 0
 	}
 	n.fs.log.Warn("refused a swap header", "ino", n.ino, "err", err)

@@ -110,6 +110,36 @@ func TestSwapRecipesPin(t *testing.T) {
 // TestSwapPinnedIO: a pinned file that is not active swap is still an ordinary file to its
 // owner: writes land and read back through the engine, O_DIRECT included; a write past its
 // end, a truncate or a fallocate unpins it; rewriting the header pins it again.
+// TestSwapImageCopiedIn: a swap image copied into a file with copy_file_range (as cp does)
+// makes it a swapfile once the copy is closed, as one written in with write(2) does.
+func TestSwapImageCopiedIn(t *testing.T) {
+	requireMkswap(t)
+	m := newMount(t)
+	src := m.path("image")
+	writeFile(t, src, make([]byte, swapTestSize), 0o600)
+	mkswap(t, src)
+	in, err := os.Open(src)
+	must(t, "open the image", err)
+	defer in.Close()
+	out, err := os.OpenFile(m.path("copy"), os.O_CREATE|os.O_WRONLY, 0o600)
+	must(t, "create the copy", err)
+	for done := int64(0); done < swapTestSize; {
+		offIn, offOut := done, done
+		n, err := unix.CopyFileRange(int(in.Fd()), &offIn, int(out.Fd()), &offOut, int(swapTestSize-done), 0)
+		must(t, "copy_file_range", err)
+		if n == 0 {
+			t.Fatalf("copy_file_range stopped at %d of %d bytes", done, swapTestSize)
+		}
+		done += int64(n)
+	}
+	must(t, "close the copy", out.Close())
+	ino := inoOf(t, m.path("copy"))
+	eventually(t, 5*time.Second, "the copied swap image is pinned", func() bool {
+		_, pinned := m.pinnedStatus(ino)
+		return pinned
+	})
+}
+
 // TestSwapOpenWhileReleaseInFlight: the kernel sends RELEASE in the background after close(2),
 // so "mkswap f && losetup -f f" can open the freshly pinned file for writing before mkswap's
 // handle is gone. The open waits for that release instead of failing at random; a writer that
