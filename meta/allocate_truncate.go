@@ -83,18 +83,35 @@ func (s *Store) truncate(tx *bolt.Tx, r *inodeRec, size uint64) (*segment, error
 	}
 	s.queueFree(removed)
 	r.Blocks -= mappedBlocks(removed)
-	var zero *segment
-	if tail := size % BlockSize; tail != 0 && size < r.Size {
-		maps, err := mapRange(tx, r.Ino, size/BlockSize, 1)
-		if err != nil {
-			return nil, err
-		}
-		if m := maps[0]; !m.Hole && !m.Unwritten {
-			zero = &segment{m: m, fileOff: int64(size), n: int(BlockSize - tail)}
-		}
+	// Shrinking leaves bytes past the new end in its last block; growing exposes those past
+	// the old end. Either way they must read as zeros (eofGap).
+	zero, err := eofGap(tx, r.Ino, int64(min(size, r.Size)), int64(max(size, r.Size)))
+	if err != nil {
+		return nil, err
 	}
 	r.Size = size
 	return zero, nil
+}
+
+// eofGap is the part of [end, to) inside the written block that holds end, a file's end
+// (nil when end is on a block boundary or its block is a hole or unwritten). Bytes there are
+// past the end, and a file that grows over them must show zeros, as ext4 shows; but they
+// need not be zero on the volume: a write past the end reaches the volume at once while its
+// new size waits for the next commit, which a crash loses. So a file is never grown over them
+// without zeroing them first.
+func eofGap(tx *bolt.Tx, ino uint64, end, to int64) (*segment, error) {
+	tail := end % BlockSize
+	if tail == 0 || to <= end {
+		return nil, nil
+	}
+	maps, err := mapRange(tx, ino, uint64(end)/BlockSize, 1)
+	if err != nil {
+		return nil, err
+	}
+	if m := maps[0]; !m.Hole && !m.Unwritten {
+		return &segment{m: m, fileOff: end, n: int(min(to-end, BlockSize-tail))}, nil
+	}
+	return nil, nil
 }
 
 func mappedBlocks(ms []Mapping) uint64 {
@@ -165,6 +182,13 @@ func (s *Store) fallocateOnce(ino uint64, off, length int64, mode uint32, punch 
 		}
 		now := time.Now()
 		if mode&FallocKeepSize == 0 && uint64(off+length) > r.Size {
+			gap, err := eofGap(tx, ino, int64(r.Size), off)
+			if err != nil {
+				return err
+			}
+			if gap != nil {
+				zeros = append(zeros, *gap)
+			}
 			r.Size = uint64(off + length)
 			r.Mtime = now
 		}

@@ -124,13 +124,20 @@ func (s *Store) WriteAt(ino uint64, p []byte, off int64) (int, Inode, error) {
 }
 
 // needsMapping reports whether a write to [off, off+n) meets a hole or an unwritten
-// extent. When in doubt it says yes: the exclusive path then finds out properly.
+// extent, or starts past the file's end inside its last block, whose gap it then zeroes
+// (eofGap): a write in parallel could land there first. When in doubt it says yes: the
+// exclusive path then finds out properly. Under the shared lock the size only grows, so a
+// write found to start inside the file stays so.
 func (s *Store) needsMapping(ino uint64, off int64, n int) bool {
 	if n == 0 {
 		return false
 	}
 	needs := true
 	s.view(func(tx *bolt.Tx) error {
+		size, ok := storedSize(tx, ino)
+		if !ok || uint64(off) > size && size%BlockSize != 0 {
+			return nil
+		}
 		b0, nb := blockRange(off, int64(n))
 		maps, err := mapRange(tx, ino, b0, nb)
 		if err != nil {
@@ -176,6 +183,7 @@ func (s *Store) writeOnce(ino uint64, p []byte, off int64, short bool) (int, Ino
 	var out Inode
 	var segs []segment
 	var fresh edges
+	var gap *segment
 	err := s.update(func(tx *bolt.Tx) error {
 		r, err := getInode(tx, ino)
 		if err != nil {
@@ -187,6 +195,10 @@ func (s *Store) writeOnce(ino uint64, p []byte, off int64, short bool) (int, Ino
 		if len(p) == 0 {
 			out = r.Inode
 			return nil
+		}
+		// Before mapForWrite: a block it allocates is zero-filled (fresh) anyway.
+		if gap, err = eofGap(tx, ino, int64(r.Size), off); err != nil {
+			return err
 		}
 		b0, nb := blockRange(off, int64(len(p)))
 		fresh = edges{first: b0, last: b0 + nb - 1}
@@ -214,6 +226,12 @@ func (s *Store) writeOnce(ino uint64, p []byte, off int64, short bool) (int, Ino
 	})
 	if err != nil || len(p) == 0 {
 		return 0, out, err
+	}
+	if gap != nil {
+		if err := s.vol.zero(gap.m.Pblk, gap.within(), gap.n); err != nil {
+			s.fail(err)
+			return 0, Inode{}, err
+		}
 	}
 	if err := s.writeSegments(segs, p, off, &fresh); err != nil {
 		s.fail(err)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"math"
 	"math/rand"
+	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 
@@ -227,5 +229,57 @@ func TestFileSizeLimit(t *testing.T) {
 	wantErrno(t, err, syscall.EFBIG)
 	if in := mustWrite(t, s, f.Ino, []byte("x"), meta.MaxFileSize-1); in.Size != meta.MaxFileSize {
 		t.Errorf("size %d after a write ending on the limit, want %d", in.Size, uint64(meta.MaxFileSize))
+	}
+}
+
+// TestGrowShowsZerosPastOldEnd: the bytes past a file's end in its last block may be anything
+// on the volume (a write past the end reaches the volume at once, while a crash can lose its
+// new size), yet a file grown over them, by truncate, fallocate or a write further on, reads
+// zeros there, as on ext4.
+func TestGrowShowsZerosPastOldEnd(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		grow func(s *meta.Store, ino uint64) error
+		end  int64 // of the range that must read as zeros
+	}{
+		{"truncate", func(s *meta.Store, ino uint64) error {
+			size := uint64(3 * meta.BlockSize)
+			_, err := s.SetAttr(ino, meta.SetAttr{Size: &size})
+			return err
+		}, meta.BlockSize},
+		{"write in the same block", func(s *meta.Store, ino uint64) error {
+			_, _, err := s.WriteAt(ino, []byte("x"), 300)
+			return err
+		}, 300},
+		{"write further on", func(s *meta.Store, ino uint64) error {
+			_, _, err := s.WriteAt(ino, []byte("x"), 2*meta.BlockSize)
+			return err
+		}, meta.BlockSize},
+		{"fallocate", func(s *meta.Store, ino uint64) error {
+			_, err := s.Fallocate(ino, 1000, 5000, 0)
+			return err
+		}, 1000},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, dir := newStore(t, 8<<20)
+			f := mustCreate(t, s, meta.RootIno, "f", syscall.S_IFREG|0o644)
+			mustWrite(t, s, f.Ino, bytes.Repeat([]byte("a"), 100), 0)
+			maps, err := s.Map(f.Ino, 0, 1)
+			must(t, err)
+			// What a crash leaves: bytes written past the end, whose size was not committed.
+			vol, err := os.OpenFile(filepath.Join(dir, "data"), os.O_WRONLY, 0)
+			must(t, err)
+			_, err = vol.WriteAt(bytes.Repeat([]byte("SECRET"), 100), int64(maps[0].Pblk)*meta.BlockSize+100)
+			must(t, err)
+			must(t, vol.Close())
+
+			must(t, c.grow(s, f.Ino))
+			got := make([]byte, c.end-100)
+			_, err = s.ReadAt(f.Ino, got, 100)
+			must(t, err)
+			if !bytes.Equal(got, make([]byte, len(got))) {
+				t.Errorf("bytes 100..%d after the file grew over them: %q, want zeros", c.end, bytes.TrimRight(got, "\x00"))
+			}
+		})
 	}
 }

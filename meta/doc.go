@@ -25,7 +25,9 @@
 // at most CommitInterval old. Nothing that was fsynced: an fsync commits the whole group.
 // bbolt commits atomically, so after a crash the store is exactly as the last commit left it,
 // and Check finds it clean. Data overwritten in place (no allocation) reaches the volume at
-// once, as in ext4's data=ordered mode.
+// once, as in ext4's data=ordered mode. That includes bytes written past a file's end into
+// its last block, whose new size a crash may lose; they are never seen, because a file is
+// never grown over the bytes past its end without zeroing them (eofGap).
 //
 // # Failures
 //

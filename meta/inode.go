@@ -110,6 +110,16 @@ func getInode(tx *bolt.Tx, ino uint64) (*inodeRec, error) {
 	return decodeInode(ino, v)
 }
 
+// storedSize reads an inode's size alone, for the write path, where decoding the whole
+// record costs three allocations; ok is false when there is no such inode or it does not decode.
+func storedSize(tx *bolt.Tx, ino uint64) (size uint64, ok bool) {
+	v := tx.Bucket(bucketInodes).Get(inoKey(ino))
+	if len(v) < 1+inodeRecLenNoBtime || v[0] != recV1 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(v[1+24:]), true
+}
+
 func putInode(tx *bolt.Tx, r *inodeRec) error {
 	if err := tx.Bucket(bucketInodes).Put(inoKey(r.Ino), encodeInode(r)); err != nil {
 		return fmt.Errorf("write inode %d: %w", r.Ino, err)
