@@ -68,8 +68,10 @@ func clampTime(t time.Time) time.Time {
 }
 
 func decodeInode(ino uint64, v []byte) (*inodeRec, error) {
-	b, err := checkVersion(v, fmt.Sprintf("inode %d", ino), inodeRecLenNoBtime)
+	b, err := checkVersion(v, "", inodeRecLenNoBtime)
 	if err != nil {
+		// Named only on failure: formatting the name costs the read path an allocation.
+		_, err = checkVersion(v, fmt.Sprintf("inode %d", ino), inodeRecLenNoBtime)
 		return nil, err
 	}
 	be := binary.BigEndian
