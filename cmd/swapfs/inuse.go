@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -33,6 +34,12 @@ func mountedOn(store string) (string, error) {
 // errInUse says that another process holds the store's lock: a mount, or a running fsck.
 var errInUse = errors.New("already mounted / in use by another swapfs")
 
+// closingWait is how long a locked store that is mounted nowhere is waited for. Most likely
+// the daemon of a mount just unmounted holds it: umount(2) returns before that daemon has
+// committed its last changes and closed the store, so "umount X && mount X" (or fsck) would
+// otherwise fail at random.
+const closingWait = 10 * time.Second
+
 // checkNotInUse fails with errInUse when another process holds the lock on STORE/meta.db that
 // meta.Open takes (bbolt takes flock(2) on the database: exclusive to write, shared to
 // read). It only probes: the lock is released at once. A missing meta.db is not in use.
@@ -47,17 +54,23 @@ func checkNotInUse(store string, exclusive bool) error {
 	if exclusive {
 		how = unix.LOCK_EX
 	}
-	err = unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
-	if err == nil {
-		unix.Flock(int(f.Fd()), unix.LOCK_UN)
-		return nil
-	}
-	if !errors.Is(err, unix.EWOULDBLOCK) {
-		return nil
-	}
 	where := ""
-	if mnt, _ := mountedOn(store); mnt != "" {
-		where = " on " + mnt
+	for deadline := time.Now().Add(closingWait); ; time.Sleep(50 * time.Millisecond) {
+		err = unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
+		if err == nil {
+			unix.Flock(int(f.Fd()), unix.LOCK_UN)
+			return nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			return nil
+		}
+		if mnt, _ := mountedOn(store); mnt != "" {
+			where = " on " + mnt
+			break
+		}
+		if time.Now().After(deadline) {
+			break
+		}
 	}
 	if pid := lockHolder(f); pid != "" {
 		where += " (process " + pid + ")"

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestParseMountOptions(t *testing.T) {
@@ -158,5 +163,52 @@ func TestDefaultSize(t *testing.T) {
 	}
 	if size < minDefaultSize || size > maxDefaultSize || size%(1<<20) != 0 {
 		t.Errorf("defaultSize = %d, want a whole number of MiB in [%d, %d]", size, minDefaultSize, maxDefaultSize)
+	}
+}
+
+// TestCheckNotInUseWaitsForClosingDaemon: a store locked but mounted nowhere is being closed
+// by the daemon of a mount just unmounted; a new mount (or fsck) waits for that daemon to let
+// go instead of failing "in use".
+func TestCheckNotInUseWaitsForClosingDaemon(t *testing.T) {
+	store := t.TempDir()
+	db, err := os.Create(filepath.Join(store, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := unix.Flock(int(db.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan struct{})
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		unix.Flock(int(db.Fd()), unix.LOCK_UN)
+		close(released)
+	}()
+	start := time.Now()
+	if err := checkNotInUse(store, true); err != nil {
+		t.Fatalf("a store released 300 ms later: %v", err)
+	}
+	<-released
+	if waited := time.Since(start); waited < 250*time.Millisecond {
+		t.Errorf("checkNotInUse returned after %v, before the lock was released", waited)
+	}
+}
+
+// TestSignalsCaughtAfterUnmount: once the mount is gone the daemon still closes its store;
+// a SIGTERM then must not end it (it did: the handler was unregistered, which restores the
+// default action).
+func TestSignalsCaughtAfterUnmount(t *testing.T) {
+	t.Cleanup(func() { signal.Reset(syscall.SIGTERM, syscall.SIGINT) })
+	ch := catchSignals()
+	stop := unmountOnSignal(ch, t.TempDir(), func() []string { return nil }, slog.New(slog.DiscardHandler))
+	stop()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the SIGTERM sent after stop never arrived on the channel")
 	}
 }

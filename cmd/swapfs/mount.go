@@ -149,6 +149,11 @@ func setProcs() (int, bool) {
 // SIGINT. It reports progress to rep, which the starting process (or the terminal) reads.
 func serve(req mountRequest, rep *reporter, fl ioFlusherState) int {
 	started := time.Now()
+	// Caught from the start, and never let go: a SIGTERM must not kill the daemon while it
+	// makes a store, mounts, or closes the store after the unmount (umount(2) returns before
+	// that close has committed the last changes). One that comes before the mount is up is
+	// acted on once it is.
+	signals := catchSignals()
 	logger := newLogger(req.opts.debug)
 	logger.Info("swapfs starting", "store", req.store, "mountpoint", req.mountpoint,
 		"options", req.opts.String(), "pid", os.Getpid(), "log", logDestination())
@@ -190,7 +195,7 @@ func serve(req mountRequest, rep *reporter, fl ioFlusherState) int {
 	}
 	// The handler goes in before the parent hears "ready": from then on a SIGTERM must
 	// unmount, not kill the daemon under a live mount.
-	stop := unmountOnSignal(req.mountpoint, server.ActiveSwapfiles, logger)
+	stop := unmountOnSignal(signals, req.mountpoint, server.ActiveSwapfiles, logger)
 	if len(req.opts.swaps) > 0 {
 		// Before "ready", so that mount(8) returns with the swap on, and says what failed.
 		activateSwaps(req.mountpoint, req.opts.swaps, func(msg string) {
@@ -263,13 +268,20 @@ func openStore(req mountRequest, logger *slog.Logger, rep *reporter) (*meta.Stor
 	return store, nil
 }
 
-// unmountOnSignal unmounts on SIGTERM or SIGINT; server.Wait then returns. A busy mount
-// stays mounted and served: the daemon must not leave a dead mount behind. Nor is an unmount
-// even tried while a swapfile is active: the kernel refuses it anyway (the loop device holds
-// the file), and the reason to give is swapoff, not fuser.
-func unmountOnSignal(mountpoint string, activeSwap func() []string, logger *slog.Logger) (stop func()) {
+// catchSignals makes SIGTERM and SIGINT arrive on the channel it returns instead of ending
+// the process, for as long as the process lives.
+func catchSignals() chan os.Signal {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+	return ch
+}
+
+// unmountOnSignal unmounts on SIGTERM or SIGINT arriving on ch; server.Wait then returns.
+// A busy mount stays mounted and served: the daemon must not leave a dead mount behind. Nor
+// is an unmount even tried while a swapfile is active: the kernel refuses it anyway (the
+// loop device holds the file), and the reason to give is swapoff, not fuser. After stop,
+// signals still arrive on ch, unheeded, until the process exits.
+func unmountOnSignal(ch chan os.Signal, mountpoint string, activeSwap func() []string, logger *slog.Logger) (stop func()) {
 	// The daemon has no terminal (setsid); in the foreground a hangup is not a reason to
 	// leave the mount dead.
 	signal.Ignore(syscall.SIGHUP)
@@ -293,10 +305,7 @@ func unmountOnSignal(mountpoint string, activeSwap func() []string, logger *slog
 			}
 		}
 	}()
-	return func() {
-		signal.Stop(ch)
-		close(done)
-	}
+	return func() { close(done) }
 }
 
 // unmountRetry unmounts, retrying for a second while the mount is busy: the kernel may still
