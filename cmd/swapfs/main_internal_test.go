@@ -212,3 +212,28 @@ func TestSignalsCaughtAfterUnmount(t *testing.T) {
 		t.Fatal("the SIGTERM sent after stop never arrived on the channel")
 	}
 }
+
+// TestMountpointThroughSymlink: a mountpoint given through a symlink (/mnt -> var/mnt on
+// Silverblue) is used as the kernel resolves it, which is the path clients find in the mount
+// table and name the control socket after.
+func TestMountpointThroughSymlink(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "var", "mnt", "swap")
+	if err := os.MkdirAll(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join("var", "mnt"), filepath.Join(dir, "mnt")); err != nil {
+		t.Fatal(err)
+	}
+	req, err := newMountRequest(filepath.Join(dir, "store"), filepath.Join(dir, "mnt", "swap"), "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := filepath.EvalSymlinks(real)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.mountpoint != want {
+		t.Errorf("mountpoint %s, want %s as the kernel shows it", req.mountpoint, want)
+	}
+}

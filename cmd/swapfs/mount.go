@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"strings"
@@ -109,6 +110,11 @@ func newMountRequest(store, mountpoint, opts string, sloppy bool) (mountRequest,
 	}
 	if req.mountpoint, err = absPath("MOUNTPOINT", mountpoint); err != nil {
 		return req, err
+	}
+	// As the kernel resolves it, and the mount table shows it: the control socket and the
+	// log are named after it, and clients find them through the mount table.
+	if resolved, err := filepath.EvalSymlinks(req.mountpoint); err == nil {
+		req.mountpoint = resolved
 	}
 	req.opts, err = parseMountOptions(opts, sloppy)
 	return req, err
