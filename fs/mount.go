@@ -9,6 +9,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/swapfs/swapfs/meta"
 )
@@ -160,6 +161,12 @@ var kernelFlags = map[string]struct{ set, clear uintptr }{
 	"sync":        {syscall.MS_SYNCHRONOUS, 0},
 	"async":       {0, syscall.MS_SYNCHRONOUS},
 	"dirsync":     {syscall.MS_DIRSYNC, 0},
+	// relatime is the kernel's default; these only undo an earlier option.
+	"norelatime":    {0, syscall.MS_RELATIME},
+	"nostrictatime": {0, syscall.MS_STRICTATIME},
+	"lazytime":      {unix.MS_LAZYTIME, 0},
+	"nolazytime":    {0, unix.MS_LAZYTIME},
+	"nosymfollow":   {unix.MS_NOSYMFOLLOW, 0},
 }
 
 // mountFlags computes the mount(2) flags, so that devices and suid programs work as on

@@ -42,7 +42,7 @@ func TestCLIErrors(t *testing.T) {
 		{"mount on a missing dir", []string{"mount", store, missing}, 32, "does not exist"},
 		{"mount on a file", []string{"mount", store, notDir}, 32, "not a directory"},
 		{"mount read-only creates nothing", []string{"mount", "-o", "ro", missing, emptyMnt}, 32, "read-only mount cannot create"},
-		{"bad commit interval", []string{"mount", "-o", "commit=0", store, emptyMnt}, 2, "commit=0"},
+		{"bad commit interval", []string{"mount", "-o", "commit=0", store, emptyMnt}, 32, "commit=0"},
 		{"fsck of a missing store", []string{"fsck", missing}, 8, "cannot check"},
 		{"fsck without a store", []string{"fsck"}, 16, "want one STORE"},
 		{"unknown command", []string{"mkfss", "store"}, 2, `unknown command "mkfss"`},

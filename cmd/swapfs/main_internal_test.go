@@ -32,6 +32,15 @@ func TestParseMountOptions(t *testing.T) {
 			want: mountOptions{ignored: []string{"defaults", "auto", "noauto", "user", "nouser", "_netdev",
 				"nofail", "x-systemd.automount", "comment=x=y"}}},
 		{in: ",,rw,", want: mountOptions{}},
+		{in: "nousers,noowner,nogroup,user=alice,helper=udisks2,uhelper=udisks2,X-mount.mkdir,allow_other,default_permissions,mand",
+			want: mountOptions{ignored: []string{"nousers", "noowner", "nogroup", "user=alice", "helper=udisks2",
+				"uhelper=udisks2", "X-mount.mkdir", "allow_other", "default_permissions", "mand"}}},
+		{in: "lazytime,norelatime,nostrictatime,nosymfollow",
+			want: mountOptions{kernel: []string{"lazytime", "norelatime", "nostrictatime", "nosymfollow"}}},
+		// libmount quotes a value holding commas; the quotes are not part of it.
+		{in: `swap="sw,ap:3",comment="a,b"`, want: mountOptions{swaps: []swapOption{{path: "sw,ap", priority: 3}},
+			ignored: []string{`comment="a,b"`}}},
+		{in: `context="system_u:object_r:t:s0:c1,c2"`, wantErr: `unknown mount option "context=\"system_u:object_r:t:s0:c1,c2\""`},
 		{in: "bogus", wantErr: `unknown mount option "bogus"`},
 		{in: "bogus", sloppy: true, want: mountOptions{ignored: []string{"bogus"}}},
 		{in: "commit=0", wantErr: "commit=0"},
@@ -58,7 +67,7 @@ func TestParseMountOptions(t *testing.T) {
 }
 
 func TestMountOptionsRoundTrip(t *testing.T) {
-	for _, in := range []string{"rw", "ro", "debug,rw,commit=7,noatime,nodev"} {
+	for _, in := range []string{"rw", "ro", "debug,rw,commit=7,noatime,nodev", `swap="a,b:4",swap=c`} {
 		o, err := parseMountOptions(in, false)
 		if err != nil {
 			t.Fatalf("parse %q: %v", in, err)

@@ -51,7 +51,7 @@ func mountMain(args []string) int {
 	req, err := newMountRequest(pos[0], pos[1], o.String(), false)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "swapfs mount: %v\n", err)
-		return exitUsage
+		return exitMountFail
 	}
 	req.opts.debug = req.opts.debug || *debug
 	req.foreground = *foreground
@@ -89,8 +89,10 @@ func helperMain(name string, args []string) int {
 	}
 	req, err := newMountRequest(pos[0], pos[1], o.String(), *sloppy)
 	if err != nil {
+		// mount(8) reports what its helper returns: an option it cannot take is a failed
+		// mount (32), as a kernel's EINVAL is, not a usage error.
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
-		return exitUsage
+		return exitMountFail
 	}
 	req.verbose = *verbose
 	if *fake {

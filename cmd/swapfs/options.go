@@ -25,14 +25,18 @@ type swapOption struct {
 }
 
 func (s swapOption) String() string {
-	if s.priority < 0 {
-		return "swap=" + s.path
+	v := s.path
+	if s.priority >= 0 {
+		v = fmt.Sprintf("%s:%d", s.path, s.priority)
 	}
-	return fmt.Sprintf("swap=%s:%d", s.path, s.priority)
+	if strings.Contains(v, ",") {
+		v = `"` + v + `"` // as libmount quotes it, so that the daemon reads it back whole
+	}
+	return "swap=" + v
 }
 
-// parseSwapOption reads RELPATH[:PRIO]. The path cannot hold a comma (the option separator);
-// a colon is read as the priority separator only when what follows is a number.
+// parseSwapOption reads RELPATH[:PRIO] (quoted by the option string when the path holds a
+// comma); a colon is read as the priority separator only when what follows is a number.
 func parseSwapOption(v string) (swapOption, error) {
 	o := swapOption{path: v, priority: -1}
 	if i := strings.LastIndexByte(v, ':'); i >= 0 {
@@ -54,27 +58,38 @@ func parseSwapOption(v string) (swapOption, error) {
 // MOUNT OPTIONS"); swapfs passes them on.
 var kernelOptions = map[string]bool{
 	"noatime": true, "nodiratime": true, "relatime": true, "strictatime": true,
+	"norelatime": true, "nostrictatime": true, "lazytime": true, "nolazytime": true,
 	"nosuid": true, "suid": true, "nodev": true, "dev": true, "noexec": true, "exec": true,
-	"sync": true, "async": true, "dirsync": true,
+	"nosymfollow": true, "sync": true, "async": true, "dirsync": true,
 }
 
 // fstabOptions only mean something to mount(8), systemd or the fstab reader; they reach a
 // helper anyway and must be accepted.
 var fstabOptions = map[string]bool{
 	"defaults": true, "auto": true, "noauto": true, "user": true, "nouser": true,
-	"users": true, "owner": true, "group": true, "_netdev": true, "nofail": true,
-	"loud": true, "silent": true,
+	"users": true, "nousers": true, "owner": true, "noowner": true, "group": true,
+	"nogroup": true, "_netdev": true, "nofail": true, "loud": true, "silent": true,
+	// What every swapfs mount has anyway; people write them on fuse.* lines by habit.
+	"allow_other": true, "default_permissions": true,
+	// Gone from the kernel (mandatory locks, 5.15) or meaningless for FUSE (i_version).
+	"mand": true, "nomand": true, "iversion": true, "noiversion": true,
+}
+
+// fstabValueOptions take a value that, too, only mount(8) reads.
+var fstabValueOptions = map[string]bool{
+	"comment": true, "user": true, "helper": true, "uhelper": true,
 }
 
 // parseMountOptions parses a comma-separated -o string. With sloppy (mount -s) unknown
 // options are ignored instead of refused.
 func parseMountOptions(s string, sloppy bool) (mountOptions, error) {
 	var o mountOptions
-	for _, opt := range strings.Split(s, ",") {
+	for _, opt := range splitOptions(s) {
 		if opt == "" {
 			continue
 		}
 		name, value, hasValue := strings.Cut(opt, "=")
+		value = unquote(value)
 		switch {
 		case opt == "debug":
 			o.debug = true
@@ -96,7 +111,8 @@ func parseMountOptions(s string, sloppy bool) (mountOptions, error) {
 			o.swaps = append(o.swaps, so)
 		case kernelOptions[opt]:
 			o.kernel = append(o.kernel, opt)
-		case fstabOptions[opt], strings.HasPrefix(opt, "x-"), name == "comment" && hasValue:
+		case fstabOptions[opt], fstabValueOptions[name] && hasValue,
+			strings.HasPrefix(strings.ToLower(opt), "x-"): // x-systemd.*, X-mount.mkdir
 			o.ignored = append(o.ignored, opt)
 		case sloppy:
 			o.ignored = append(o.ignored, opt)
@@ -105,6 +121,33 @@ func parseMountOptions(s string, sloppy bool) (mountOptions, error) {
 		}
 	}
 	return o, nil
+}
+
+// splitOptions splits an option string at the commas that are not inside double quotes:
+// libmount quotes a value that holds commas (context="system_u:object_r:t:s0:c1,c2").
+func splitOptions(s string) []string {
+	var out []string
+	quoted, start := false, 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '"':
+			quoted = !quoted
+		case ',':
+			if !quoted {
+				out = append(out, s[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(out, s[start:])
+}
+
+// unquote drops the double quotes around a whole value.
+func unquote(v string) string {
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		return v[1 : len(v)-1]
+	}
+	return v
 }
 
 func parseCommit(v string) (time.Duration, error) {
