@@ -186,6 +186,9 @@ func (s *swapFiles) startEngineLocked() error {
 // file's size or map between the two; the mount-wide lock is held only to install the map,
 // not across Pin's zero-fill and commit, which would stall every other file's I/O.
 func (s *swapFiles) pin(ino uint64, h swap.Header) (*swap.Map, error) {
+	if err := swap.CheckPageSize(); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	err := s.startEngineLocked()
 	s.mu.Unlock()

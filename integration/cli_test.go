@@ -44,6 +44,7 @@ func TestCLIErrors(t *testing.T) {
 		{"mount read-only creates nothing", []string{"mount", "-o", "ro", missing, emptyMnt}, 32, "read-only mount cannot create"},
 		{"bad commit interval", []string{"mount", "-o", "commit=0", store, emptyMnt}, 32, "commit=0"},
 		{"fsck of a missing store", []string{"fsck", missing}, 8, "cannot check"},
+		{"mkswapfile past 2^32 pages", []string{"mkswapfile", "--size", "17T", missing}, 2, "at most 16 TiB"},
 		{"fsck without a store", []string{"fsck"}, 16, "want one STORE"},
 		{"unknown command", []string{"mkfss", "store"}, 2, `unknown command "mkfss"`},
 	}

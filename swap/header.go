@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"os"
 	"syscall"
 )
 
@@ -11,6 +12,16 @@ import (
 // arm64 with 4 KiB pages; a header made for another page size has its signature elsewhere
 // and is refused as having none.
 const PageSize = 4096
+
+// CheckPageSize says why swapfiles cannot be served on this machine, or nil: the kernel
+// looks for the signature at its own page size, so on a kernel with 16 or 64 KiB pages mkswap
+// puts it where swapfs never sees it, and the file would be swapped to unpinned.
+func CheckPageSize() error {
+	if p := os.Getpagesize(); p != PageSize {
+		return fmt.Errorf("this kernel's pages are %d bytes; swapfs serves swapfiles only on kernels with %d-byte pages", p, PageSize)
+	}
+	return nil
+}
 
 // The layout of union swap_header in include/linux/swap.h: 1024 bytes of boot sector, the
 // info block, and the signature in the last ten bytes of the first page.

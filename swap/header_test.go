@@ -161,3 +161,10 @@ func TestWritesSignature(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckPageSize: swapfiles are served exactly where the kernel's page is the header's.
+func TestCheckPageSize(t *testing.T) {
+	if err := swap.CheckPageSize(); (err == nil) != (os.Getpagesize() == swap.PageSize) {
+		t.Errorf("page size %d: CheckPageSize says %v", os.Getpagesize(), err)
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/swapfs/swapfs/fs"
 	"github.com/swapfs/swapfs/meta"
+	"github.com/swapfs/swapfs/swap"
 )
 
 // mountRequest is one mount to make, however it was asked for.
@@ -167,6 +168,9 @@ func serve(req mountRequest, rep *reporter, fl ioFlusherState) int {
 		"options", req.opts.String(), "pid", os.Getpid(), "log", logDestination())
 	// Every mount, before it serves: any file of it may become active swap later.
 	hard := harden(logger, fl)
+	if err := swap.CheckPageSize(); err != nil {
+		logger.Warn("no swapfiles on this mount: " + err.Error())
+	}
 	if procs, set := setProcs(); set {
 		logger.Info("GOMAXPROCS raised for blocking I/O", "gomaxprocs", procs, "cpus", runtime.NumCPU())
 	}

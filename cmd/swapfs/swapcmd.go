@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -117,6 +118,10 @@ func mkswapfileMain(args []string) int {
 	size, err := parseSize(*sizeArg)
 	if err == nil && size/swap.PageSize < minSwapPages {
 		err = fmt.Errorf("size %s is too small: a swap area needs at least %d pages", *sizeArg, minSwapPages)
+	}
+	if err == nil && size/swap.PageSize-1 > math.MaxUint32 {
+		// The header counts pages in 32 bits (last_page).
+		err = fmt.Errorf("size %s is too large: a swap area holds at most 16 TiB", *sizeArg)
 	}
 	if err == nil && *prio > 32767 {
 		err = fmt.Errorf("priority %d is out of range 0..32767", *prio)
