@@ -140,8 +140,12 @@ func (n *Node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 
 // OpendirHandle opens the directory for reading with a handle that lists it by cookie.
 func (n *Node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	d := &dirHandle{node: n}
+	if errno := d.rewind(); errno != 0 {
+		return nil, 0, errno
+	}
 	n.fs.opened(n.ino)
-	return &dirHandle{node: n}, 0, 0
+	return d, 0, 0
 }
 
 // readdirBatch is how many entries a dirHandle takes from the store at once.
@@ -153,6 +157,12 @@ const readdirBatch = 128
 type dirHandle struct {
 	node *Node
 	pos  uint64
+	// end is the directory's next cookie when it was opened or rewound: the listing stops
+	// there. A rename gives the name a new cookie at the end, so a listing without this end
+	// would meet every entry it renames again, and one that renames each entry it reads
+	// (xfstests generic/736) would never end. POSIX leaves it open whether names made after
+	// opendir or rewinddir are listed.
+	end  uint64
 	buf  []meta.DirEntry // entries read ahead from the store, from buf[next] on
 	next int
 	ent  fuse.DirEntry // the entry last returned; go-fuse copies it before the next call
@@ -189,6 +199,9 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 func (d *dirHandle) fill() syscall.Errno {
 	d.buf, d.next = d.buf[:0], 0
 	err := d.node.fs.store.ReadDir(d.node.ino, d.pos, func(e meta.DirEntry) bool {
+		if e.Cookie >= d.end {
+			return false
+		}
 		d.buf = append(d.buf, e)
 		return len(d.buf) < readdirBatch
 	})
@@ -212,6 +225,19 @@ func (d *dirHandle) parent() uint64 {
 // ahead are dropped: they belong to the old position.
 func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 	d.pos, d.buf, d.next = off, d.buf[:0], 0
+	if off == 0 {
+		return d.rewind()
+	}
+	return 0
+}
+
+// rewind starts a new listing (opendir, rewinddir): it lists what is there now.
+func (d *dirHandle) rewind() syscall.Errno {
+	end, err := d.node.fs.store.NextCookie(d.node.ino)
+	if err != nil {
+		return d.node.errno("opendir", err)
+	}
+	d.pos, d.end = 0, end
 	return 0
 }
 

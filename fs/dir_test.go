@@ -409,3 +409,54 @@ func TestReaddirMany(t *testing.T) {
 		t.Errorf("%d entries left", len(left))
 	}
 }
+
+// TestReaddirRenamingEachEntry: a listing that renames every entry it reads (xfstests
+// generic/736) ends, listing each name it started with once: a renamed name goes to the end
+// of the directory, past where the listing stops. So does rewinddir, which then lists the
+// new names.
+func TestReaddirRenamingEachEntry(t *testing.T) {
+	m := newMount(t)
+	d := m.path("d")
+	must(t, "mkdir", os.Mkdir(d, 0o755))
+	const n = 1000
+	for i := 0; i < n; i++ {
+		writeFile(t, fmt.Sprintf("%s/f%d", d, i), nil, 0o644)
+	}
+	fd, err := unix.Open(d, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	must(t, "open", err)
+	defer unix.Close(fd)
+	seen := map[string]bool{}
+	for renamed := 0; ; {
+		ents := getdents(t, fd, 4096)
+		if len(ents) == 0 {
+			break
+		}
+		for _, e := range ents {
+			if e.Name == "." || e.Name == ".." {
+				continue
+			}
+			if seen[e.Name] || !strings.HasPrefix(e.Name, "f") {
+				t.Fatalf("the listing met %q again after %d renames", e.Name, renamed)
+			}
+			seen[e.Name] = true
+			must(t, "rename", unix.Rename(d+"/"+e.Name, fmt.Sprintf("%s/r%d", d, renamed)))
+			renamed++
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("the listing showed %d of the %d names it started with", len(seen), n)
+	}
+	_, err = unix.Seek(fd, 0, 0) // rewinddir
+	must(t, "rewind", err)
+	var again int
+	for ents := getdents(t, fd, 32768); len(ents) > 0; ents = getdents(t, fd, 32768) {
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name, "r") {
+				again++
+			}
+		}
+	}
+	if again != n {
+		t.Errorf("after rewinddir: %d renamed names listed, want %d", again, n)
+	}
+}

@@ -690,6 +690,22 @@ func (s *Store) ReadDir(ino uint64, from uint64, fn func(DirEntry) bool) error {
 	})
 }
 
+// NextCookie is the cookie the next entry made in directory ino gets. Every entry made or
+// renamed into it from now on has a cookie at or above it, so a listing that stops there
+// ends even while entries keep moving to its end.
+func (s *Store) NextCookie(ino uint64) (uint64, error) {
+	var next uint64
+	err := s.view(func(tx *bolt.Tx) error {
+		dir, err := newOp(tx).dir(ino)
+		if err != nil {
+			return err
+		}
+		next = dir.dirSeq
+		return nil
+	})
+	return next, err
+}
+
 // SetFlags replaces the inode's persistent flags (FlagSwapfile).
 func (s *Store) SetFlags(ino uint64, flags uint32) (Inode, error) {
 	var out Inode
