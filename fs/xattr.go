@@ -3,20 +3,38 @@ package fs
 import (
 	"context"
 	"encoding/binary"
+	"strings"
 	"syscall"
 
 	"github.com/swapfs/swapfs/meta"
 )
 
-// The kernel checks xattr permissions by namespace (user.* only on regular files and
-// directories, trusted.* for CAP_SYS_ADMIN) before it asks; the store keeps any name but the
-// POSIX ACL ones (see aclAccess).
+// The kernel checks xattr permissions by namespace before it asks (user.* only on regular
+// files and directories, trusted.* and security.* writes for CAP_SYS_ADMIN), but it leaves
+// system.* and names in no namespace to the filesystem, for every user of this allow_other
+// mount: those are refused here (EOPNOTSUPP, as ext4 has no handler for them), but for the
+// POSIX ACL names (see aclAccess). The store keeps the rest.
+
+// xattrNamespaces are the namespaces whose names the store keeps.
+var xattrNamespaces = []string{"user.", "trusted.", "security."}
+
+func storedXattr(name string) bool {
+	for _, ns := range xattrNamespaces {
+		if strings.HasPrefix(name, ns) {
+			return true
+		}
+	}
+	return false
+}
 
 // Getxattr copies the value of attr into dest. An empty dest asks for the size; a dest that
 // is too small is ERANGE, with the size (go-fuse answers the size query for ERANGE too).
 func (n *Node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
 	if attr == aclAccess || attr == aclDefault {
 		return 0, syscall.ENODATA // no ACL: the mode bits are all there is
+	}
+	if !storedXattr(attr) {
+		return 0, syscall.EOPNOTSUPP
 	}
 	val, err := n.fs.store.GetXattr(n.ino, attr)
 	if err != nil {
@@ -34,6 +52,9 @@ func (n *Node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 	case aclDefault:
 		return syscall.EOPNOTSUPP
 	}
+	if !storedXattr(attr) {
+		return syscall.EOPNOTSUPP
+	}
 	return n.errno("setxattr", n.fs.store.SetXattr(n.ino, attr, data, flags))
 }
 
@@ -42,15 +63,27 @@ func (n *Node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	if attr == aclAccess || attr == aclDefault {
 		return syscall.ENODATA
 	}
+	if !storedXattr(attr) {
+		return syscall.EOPNOTSUPP
+	}
 	defer n.changed()
 	return n.errno("removexattr", n.fs.store.RemoveXattr(n.ino, attr))
 }
 
-// Listxattr writes the names, each followed by a NUL, as listxattr(2) returns them.
+// Listxattr writes the names, each followed by a NUL, as listxattr(2) returns them. As on
+// ext4, trusted.* names are listed only to a caller who may read them (root: FUSE passes no
+// capabilities, and uid 0 stands for CAP_SYS_ADMIN).
 func (n *Node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	names, err := n.fs.store.ListXattr(n.ino)
+	all, err := n.fs.store.ListXattr(n.ino)
 	if err != nil {
 		return 0, n.errno("listxattr", err)
+	}
+	uid, _ := caller(ctx)
+	names := all[:0]
+	for _, name := range all {
+		if storedXattr(name) && (uid == 0 || !strings.HasPrefix(name, "trusted.")) {
+			names = append(names, name)
+		}
 	}
 	size := 0
 	for _, name := range names {

@@ -121,3 +121,38 @@ func TestPosixACL(t *testing.T) {
 		t.Errorf("listxattr after ACL calls: %d %v, want nothing stored", n, err)
 	}
 }
+
+// TestXattrNamespaces: as on ext4, names outside user., trusted. and security. (system.*
+// but the ACL names, or no namespace at all), which the kernel lets every user of the mount
+// through, are refused; trusted.* names are listed to root only.
+func TestXattrNamespaces(t *testing.T) {
+	m := newMount(t)
+	f := m.path("f")
+	writeFile(t, f, []byte("x"), 0o666)
+	must(t, "chmod", os.Chmod(f, 0o666))
+	for _, name := range []string{"system.evil", "bogus", "os2.name"} {
+		wantErrno(t, "root sets "+name, unix.Setxattr(f, name, []byte("v"), 0), syscall.EOPNOTSUPP)
+		wantErrno(t, "alice sets "+name, asUser(t, alice, alice, func() error {
+			return unix.Setxattr(f, name, []byte("v"), 0)
+		}), syscall.EOPNOTSUPP)
+		_, err := unix.Getxattr(f, name, nil)
+		wantErrno(t, "get "+name, err, syscall.EOPNOTSUPP)
+		wantErrno(t, "remove "+name, unix.Removexattr(f, name), syscall.EOPNOTSUPP)
+	}
+	must(t, "root sets trusted.secret", unix.Setxattr(f, "trusted.secret", []byte("v"), 0))
+	must(t, "alice sets user.mine", asUser(t, alice, alice, func() error { return unix.Setxattr(f, "user.mine", []byte("v"), 0) }))
+	list := func() string {
+		b := make([]byte, 4096)
+		n, err := unix.Listxattr(f, b)
+		must(t, "listxattr", err)
+		return string(b[:n])
+	}
+	if got := list(); got != "trusted.secret\x00user.mine\x00" {
+		t.Errorf("root lists %q", got)
+	}
+	var alices string
+	must(t, "alice lists", asUser(t, alice, alice, func() error { alices = list(); return nil }))
+	if alices != "user.mine\x00" {
+		t.Errorf("alice lists %q, want only user.mine", alices)
+	}
+}
