@@ -11,9 +11,10 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/swapfs/swapfs/meta"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
+
+	"github.com/swapfs/swapfs/meta"
 )
 
 func hashFiles(t *testing.T, dir string) map[string][32]byte {
@@ -280,4 +281,28 @@ func TestHostFullIsENOSPC(t *testing.T) {
 		t.Errorf("the store is not writable after a host ENOSPC: %v", err)
 	}
 	mustCheck(t, s)
+}
+
+// TestOddSizedVolume: a data volume whose size is not a whole number of blocks (a partition
+// with an odd sector count) is used down to its last whole block, and the store opens again;
+// a volume that lost a block is still refused as resized.
+func TestOddSizedVolume(t *testing.T) {
+	dir := t.TempDir()
+	dev := filepath.Join(t.TempDir(), "volume")
+	must(t, os.WriteFile(dev, nil, 0o600))
+	must(t, os.Truncate(dev, 8<<20+1000))
+	must(t, meta.Mkfs(dir, meta.MkfsOptions{Device: dev}))
+	s, closeStore := reopen(t, dir)
+	even, _ := newStore(t, 8<<20)
+	if got, want := mustStatfs(t, s).Blocks, mustStatfs(t, even).Blocks; got != want {
+		t.Errorf("%d blocks on a volume of 8 MiB and 1000 bytes, want %d as on one of 8 MiB", got, want)
+	}
+	mustCheck(t, s)
+	must(t, closeStore())
+	_, closeStore = reopen(t, dir)
+	must(t, closeStore())
+	must(t, os.Truncate(dev, 8<<20-1))
+	if _, err := meta.Open(dir, meta.OpenOptions{}); err == nil || !strings.Contains(err.Error(), "resized") {
+		t.Errorf("open with a volume a block short: %v, want a refusal that says it was resized", err)
+	}
 }

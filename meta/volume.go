@@ -133,9 +133,11 @@ func (v *volume) verify(uuid []byte) error {
 	if err != nil {
 		return fmt.Errorf("data volume %s: %w", v.path, err)
 	}
-	if want := int64(v.blocks) * BlockSize; size != want {
+	// By whole blocks: mkfs uses a device or file whose size is not a block multiple (a
+	// partition with an odd sector count) down to its last whole block.
+	if uint64(size)/BlockSize != v.blocks {
 		return fmt.Errorf("data volume %s is %d bytes but this store's volume is %d bytes: "+
-			"wrong device, or the volume was resized", v.path, size, want)
+			"wrong device, or the volume was resized", v.path, size, int64(v.blocks)*BlockSize)
 	}
 	label := make([]byte, BlockSize)
 	if _, err := v.f.ReadAt(label, 0); err != nil {
