@@ -329,3 +329,43 @@ func TestInodeLimit(t *testing.T) {
 		t.Errorf("statfs inodes %d free %d", st.Inodes, st.InodesFree)
 	}
 }
+
+// TestXattrLimits: an inode's xattr names stay within what listxattr(2) returns (64 KiB) and
+// its values within 1 MiB; a set past either is ENOSPC and changes nothing, and replacing a
+// value by one of the same size still works at the limit.
+func TestXattrLimits(t *testing.T) {
+	s, _ := newStore(t, 8<<20)
+	f := mustCreate(t, s, meta.RootIno, "names", syscall.S_IFREG|0o644)
+	var total int
+	for i := 0; ; i++ {
+		name := fmt.Sprintf("user.%03d%s", i, strings.Repeat("x", 240))
+		err := s.SetXattr(f.Ino, name, []byte("v"), 0)
+		if err != nil {
+			wantErrno(t, err, syscall.ENOSPC)
+			break
+		}
+		total += len(name) + 1
+		if i > 1000 {
+			t.Fatal("no limit on the number of xattr names")
+		}
+	}
+	names, err := s.ListXattr(f.Ino)
+	must(t, err)
+	listed := 0
+	for _, n := range names {
+		listed += len(n) + 1
+	}
+	if listed != total || listed > 65536 || listed < 65536-250 {
+		t.Errorf("names take %d bytes (set %d), want just under 65536", listed, total)
+	}
+
+	g := mustCreate(t, s, meta.RootIno, "values", syscall.S_IFREG|0o644)
+	big := make([]byte, meta.XattrSizeMax)
+	for i := 0; i < 16; i++ {
+		must(t, s.SetXattr(g.Ino, fmt.Sprintf("user.v%d", i), big, 0))
+	}
+	wantErrno(t, s.SetXattr(g.Ino, "user.one-more", []byte("x"), 0), syscall.ENOSPC)
+	must(t, s.SetXattr(g.Ino, "user.v3", big, meta.XattrReplace))
+	_, err = s.GetXattr(g.Ino, "user.one-more")
+	wantErrno(t, err, syscall.ENODATA)
+}

@@ -28,8 +28,18 @@ func (s *Store) GetXattr(ino uint64, name string) ([]byte, error) {
 	return val, err
 }
 
+// Per inode, the names of its xattrs (each with its NUL) fit in what listxattr(2) can
+// return (XATTR_LIST_MAX), so cp -a, rsync -X and tar --xattrs can always copy them, and
+// their values in xattrValuesMax bytes, so one file cannot grow meta.db without bound. A
+// set past either is ENOSPC, as on ext4, whose xattrs must fit in one block.
+const (
+	xattrListMax   = 65536
+	xattrValuesMax = 1 << 20
+)
+
 // SetXattr sets an xattr with XattrCreate/XattrReplace semantics: EEXIST, ENODATA, ERANGE
-// (name empty or too long), E2BIG (value too large), EINVAL (unknown flags).
+// (name empty or too long), E2BIG (value too large), ENOSPC (the inode's xattrs are full),
+// EINVAL (unknown flags).
 func (s *Store) SetXattr(ino uint64, name string, value []byte, flags uint32) error {
 	switch {
 	case flags&^(XattrCreate|XattrReplace) != 0:
@@ -52,12 +62,30 @@ func (s *Store) SetXattr(ino uint64, name string, value []byte, flags uint32) er
 		if flags&XattrReplace != 0 && !exists {
 			return syscall.ENODATA
 		}
+		if names, values := xattrUse(tx, ino, name); names+len(name)+1 > xattrListMax || values+len(value) > xattrValuesMax {
+			return syscall.ENOSPC
+		}
 		if err := b.Put(xattrKey(ino, name), encodeBytes(value)); err != nil {
 			return fmt.Errorf("set xattr %d/%q: %w", ino, name, err)
 		}
 		r.Ctime = time.Now()
 		return putInode(tx, r)
 	})
+}
+
+// xattrUse is how many bytes the names (each with its NUL) and the values of ino's xattrs
+// take, leaving out the xattr except.
+func xattrUse(tx *bolt.Tx, ino uint64, except string) (names, values int) {
+	prefix := inoKey(ino)
+	c := tx.Bucket(bucketXattrs).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if string(k[8:]) == except {
+			continue
+		}
+		names += len(k) - 8 + 1
+		values += len(v) - 1 // the record version byte
+	}
+	return names, values
 }
 
 // ListXattr returns the xattr names of ino, sorted.
