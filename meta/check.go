@@ -201,6 +201,10 @@ func (c *checker) checkSpace() {
 		if r.pblk < next {
 			c.addf("blocks %d+%d are used twice (file or free space overlap)", r.pblk, r.len)
 		}
+		if r.pblk == 0 || r.pblk+r.len > c.blocks || r.pblk+r.len < r.pblk {
+			// The sum below cannot tell a run past the end from a lost block inside.
+			c.addf("blocks %d+%d lie outside the volume's data blocks 1..%d", r.pblk, r.len, c.blocks-1)
+		}
 		next = max(next, r.pblk+r.len)
 		sum += r.len
 	}
@@ -231,6 +235,10 @@ func (c *checker) checkLinks() {
 			}
 			if c.links[ino] > 1 {
 				c.addf("directory %d has %d names", ino, c.links[ino])
+			}
+			if ino == RootIno && (c.links[ino] > 0 || r.Parent != RootIno) {
+				// A name for the root in some directory is a cycle through "/".
+				c.addf("the root directory has %d names and records parent %d; it has none, and is its own parent", c.links[ino], r.Parent)
 			}
 		}
 		switch {

@@ -100,3 +100,76 @@ func TestFsckFindsDetachedCycle(t *testing.T) {
 		t.Errorf("Fsck reported %v; want directories %d and %d unreachable", problems, a.Ino, b.Ino)
 	}
 }
+
+// editStore opens dir's meta.db behind the store's back and changes it in one transaction.
+func editStore(t *testing.T, dir string, fn func(tx *bolt.Tx) error) {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(dir, "meta.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFsckFindsSpaceOutsideVolume: a free run that ends past the volume's last block, with a
+// block lost inside to keep the sum right, is found; the sum alone cannot find it.
+func TestFsckFindsSpaceOutsideVolume(t *testing.T) {
+	dir := t.TempDir()
+	if err := Mkfs(dir, MkfsOptions{Size: 1 << 20}); err != nil { // blocks 1..255 free
+		t.Fatal(err)
+	}
+	editStore(t, dir, func(tx *bolt.Tx) error {
+		if err := delFree(tx, run{1, 255}); err != nil {
+			return err
+		}
+		return putFree(tx, run{2, 255})
+	})
+	problems, err := Fsck(dir)
+	if err != nil || !strings.Contains(fmt.Sprint(problems), "outside the volume") {
+		t.Errorf("Fsck of a free run past the volume's end: %q, %v", problems, err)
+	}
+}
+
+// TestFsckFindsNameForRoot: a directory entry naming the root (a cycle through "/"), with
+// the link count raised to match, is found.
+func TestFsckFindsNameForRoot(t *testing.T) {
+	dir := t.TempDir()
+	if err := Mkfs(dir, MkfsOptions{Size: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(dir, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Create(RootIno, "a", NewInode{Mode: syscall.S_IFDIR | 0o755})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	editStore(t, dir, func(tx *bolt.Tx) error {
+		o := newOp(tx)
+		aDir, err := o.dir(a.Ino)
+		if err != nil {
+			return err
+		}
+		root, err := o.get(RootIno)
+		if err != nil {
+			return err
+		}
+		if err := o.addEntry(aDir, "loop", root); err != nil {
+			return err
+		}
+		aDir.Nlink++
+		o.dirty[aDir.Ino] = true
+		return o.flush()
+	})
+	problems, err := Fsck(dir)
+	if err != nil || !strings.Contains(fmt.Sprint(problems), "root directory has 1 names") {
+		t.Errorf("Fsck of a name for the root: %q, %v", problems, err)
+	}
+}
