@@ -559,8 +559,19 @@ func (r *renameOp) move() error {
 	return nil
 }
 
-// exchange swaps the two names in place, keeping each name's readdir position.
+// exchange swaps the two names in place, keeping each name's readdir position. A directory
+// that trades places with a non-directory across parents adds a link to its new parent,
+// which is checked first, as move checks it: nothing may change before an error.
 func (r *renameOp) exchange() error {
+	if r.oldParent != r.newParent && r.srcNode.IsDir() != r.dstNode.IsDir() {
+		gains := r.newDir // the parent the directory moves to
+		if r.dstNode.IsDir() {
+			gains = r.oldDir
+		}
+		if gains.Nlink >= maxNlink {
+			return syscall.EMLINK
+		}
+	}
 	put := func(dir uint64, name string, node *inodeRec, cookie uint64) error {
 		d := direntRec{ino: node.Ino, typ: typeOf(node.Mode), cookie: cookie}
 		return r.tx.Bucket(bucketDirents).Put(direntKey(dir, name), encodeDirent(d))
