@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // statusReply is the part of "swapfs status --json MOUNTPOINT" these tests read.
@@ -246,6 +248,36 @@ func TestStatusNotSwapfs(t *testing.T) {
 	r := swapfs(dir, "status", dir)
 	if r.err != nil || r.code == 0 || !strings.Contains(r.out, dir+" is not a swapfs mountpoint") {
 		t.Errorf("swapfs status %s: exit %d %v; want a failure saying it is not a swapfs mountpoint:\n%s", dir, r.code, r.err, r.out)
+	}
+}
+
+// TestStatusVolumeAtRisk: a store whose data volume is in memory (a file on tmpfs) mounts,
+// and status says loudly that its swapfiles are at risk; the default store, on this
+// machine's disk, is fit.
+func TestStatusVolumeAtRisk(t *testing.T) {
+	requireEnv(t)
+	var fs unix.Statfs_t
+	if err := unix.Statfs("/dev/shm", &fs); err != nil || fs.Type != unix.TMPFS_MAGIC {
+		t.Skipf("no tmpfs on /dev/shm to put a data volume in (%v)", err)
+	}
+	vol, err := os.CreateTemp("/dev/shm", "swapfs-test-volume-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(vol.Name()) })
+	if err := vol.Truncate(16 << 20); err != nil {
+		t.Fatal(err)
+	}
+	vol.Close()
+	store := filepath.Join(t.TempDir(), "store")
+	mkfs(t, store, "--device", vol.Name())
+	m := mountStore(t, withStore(store))
+	if out := swapfs(m.logDir, "status", m.Dir).out; !strings.Contains(out, "data volume:   AT RISK (the data volume is in memory (tmpfs)") {
+		t.Errorf("status of a store on tmpfs does not say it is at risk:\n%s", out)
+	}
+	fit := mountStore(t)
+	if out := swapfs(fit.logDir, "status", fit.Dir).out; !strings.Contains(out, "data volume:   fit for swap writes") {
+		t.Errorf("status of a store on disk:\n%s", out)
 	}
 }
 

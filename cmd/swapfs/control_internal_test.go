@@ -250,7 +250,8 @@ func TestRenderStatus(t *testing.T) {
 	resp.Swap = &swap.Status{}
 	renderStatus(&buf, resp)
 	out = buf.String()
-	for _, want := range []string{"swapfiles: none", "read latency:  -", "IO_FLUSHER:    yes (9 threads)", "oom_score_adj: -1000"} {
+	for _, want := range []string{"swapfiles: none", "read latency:  -", "IO_FLUSHER:    yes (9 threads)", "oom_score_adj: -1000",
+		"data volume:   fit for swap writes"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status output lacks %q:\n%s", want, out)
 		}
@@ -261,11 +262,11 @@ func TestRenderStatus(t *testing.T) {
 
 	buf.Reset()
 	resp.Hardening = &hardeningReport{MlockErr: "EPERM: no CAP_IPC_LOCK", OOMScoreAdj: -1000, IOFlusher: true,
-		Threads: 9, IOFlusherThreads: 4}
+		Threads: 9, IOFlusherThreads: 4, VolumeRisk: "the data volume is in memory (tmpfs)"}
 	renderStatus(&buf, resp)
 	out = buf.String()
 	for _, want := range []string{"mlockall:      NOT LOCKED (EPERM: no CAP_IPC_LOCK)", "IO_FLUSHER:    PARTIAL: 4 of 9 threads",
-		"WARNING: 2 protection(s) missing"} {
+		"data volume:   AT RISK (the data volume is in memory (tmpfs))", "WARNING: 3 protection(s) missing"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status output lacks %q:\n%s", want, out)
 		}

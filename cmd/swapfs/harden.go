@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/swapfs/swapfs/swap"
 )
 
 // The daemon may serve an active swapfile at any moment, and then the kernel's memory reclaim
@@ -202,6 +204,23 @@ type hardening struct {
 	IOFlusher    bool
 	IOFlusherErr string
 	GC           string
+	// VolumeRisk says why swap writes to the data volume's storage are unsafe ("" when they
+	// are not); VolumeErr why that could not be told.
+	VolumeRisk, VolumeErr string
+}
+
+// checkVolume looks at the storage under the data volume, once the store is open, and says
+// loudly when swap writes there could need memory or allocate.
+func (h *hardening) checkVolume(path string, logger *slog.Logger) {
+	risk, err := swap.VolumeRisk(path)
+	switch {
+	case err != nil:
+		h.VolumeErr = err.Error()
+		logger.Warn("cannot tell whether the data volume's storage can take swap writes", "err", err)
+	case risk != "":
+		h.VolumeRisk = risk
+		logger.Warn("swapfiles on this mount are at risk under memory pressure: "+risk, "volume", path)
+	}
 }
 
 // harden takes what protection it can before the daemon serves: it grows the heap and tunes
@@ -393,6 +412,8 @@ type hardeningReport struct {
 	IOFlusher    bool   `json:"io_flusher"`
 	IOFlusherErr string `json:"io_flusher_error,omitempty"`
 	GC           string `json:"gc"`
+	VolumeRisk   string `json:"volume_risk,omitempty"`
+	VolumeErr    string `json:"volume_error,omitempty"`
 
 	RSSBytes int64 `json:"rss_bytes"`
 	// LockedBytes is what is resident and locked (smaps_rollup "Locked"); VmLckBytes is the
@@ -410,7 +431,8 @@ type hardeningReport struct {
 // report reads the live values; a value it cannot read is named in LiveErr.
 func (h *hardening) report() hardeningReport {
 	r := hardeningReport{Mlocked: h.Mlocked, MlockErr: h.MlockErr, OOMScoreAdj: h.OOMScoreAdj,
-		OOMErr: h.OOMErr, IOFlusher: h.IOFlusher, IOFlusherErr: h.IOFlusherErr, GC: h.GC}
+		OOMErr: h.OOMErr, IOFlusher: h.IOFlusher, IOFlusherErr: h.IOFlusherErr, GC: h.GC,
+		VolumeRisk: h.VolumeRisk, VolumeErr: h.VolumeErr}
 	var errs []string
 	if v, err := readOOMScoreAdj(); err == nil {
 		r.OOMScoreAdj = v

@@ -184,6 +184,7 @@ func serve(req mountRequest, rep *reporter, fl ioFlusherState) int {
 		rep.fail(err)
 		return exitMountFail
 	}
+	hard.checkVolume(store.DataVolume(), logger)
 	server, err := fs.Mount(store, req.mountpoint, fs.Options{Debug: req.opts.debug, Logger: logger,
 		FsName: req.store, ReadOnly: req.opts.readOnly, KernelOptions: req.opts.kernel})
 	if err != nil {

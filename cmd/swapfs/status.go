@@ -260,6 +260,14 @@ func renderHardening(w io.Writer, h hardeningReport) (missing int) {
 	default:
 		line("IO_FLUSHER", fmt.Sprintf("yes (%d threads)", h.IOFlusherThreads), true)
 	}
+	switch {
+	case h.VolumeRisk != "":
+		line("data volume", "AT RISK ("+h.VolumeRisk+")", false)
+	case h.VolumeErr != "":
+		line("data volume", "UNKNOWN ("+h.VolumeErr+")", false)
+	default:
+		line("data volume", "fit for swap writes", true)
+	}
 	fmt.Fprintf(w, "    %-14s RSS %s, Go heap %s of %s held by the runtime, %d threads\n", "memory:",
 		humanBytes(h.RSSBytes), humanBytes(h.HeapBytes), humanBytes(h.RuntimeBytes), h.Threads)
 	fmt.Fprintf(w, "    %-14s %s\n", "GC:", h.GC)
