@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -518,6 +519,54 @@ func TestMkswapfileENOSPC(t *testing.T) {
 	if after := freeBlocks(t, m.Dir); after != before {
 		t.Errorf("free blocks %d -> %d after a failed mkswapfile", before, after)
 	}
+}
+
+// TestMkswapfileInterrupted: item 15 for Ctrl-C: mkswapfile stopped by SIGINT while it
+// writes the file removes it, and every block comes back.
+func TestMkswapfileInterrupted(t *testing.T) {
+	requireEnv(t)
+	m := mountStore(t)
+	before := freeBlocks(t, m.Dir)
+	f := filepath.Join(m.Dir, "big")
+	cmd := exec.Command(swapfsBin, "mkswapfile", "--size", "1G", f)
+	cmd.Env = append(os.Environ(), "SWAPFS_LOG_DIR="+m.logDir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	// The file appears once the signal handler is in; writing 1 GiB takes far longer than
+	// this poll.
+	for deadline := time.Now().Add(cmdTimeout); ; time.Sleep(time.Millisecond) {
+		if _, err := os.Lstat(f); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("mkswapfile never created %s:\n%s", f, out.String())
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err == nil {
+			t.Fatalf("mkswapfile finished in spite of SIGINT (too fast for this test?):\n%s", out.String())
+		}
+	case <-time.After(cmdTimeout):
+		cmd.Process.Kill()
+		t.Fatalf("mkswapfile did not stop after SIGINT:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "interrupted") {
+		t.Errorf("mkswapfile does not say it was interrupted:\n%s", out.String())
+	}
+	if _, err := os.Lstat(f); !os.IsNotExist(err) {
+		t.Errorf("the interrupted mkswapfile left %s behind: %v", f, err)
+	}
+	eventually(t, 10*time.Second, "the blocks come back", func() bool { return freeBlocks(t, m.Dir) == before })
 }
 
 // TestSwaponRefusesNonSwapfile: item 4 from the command line: a file without a valid header

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -147,12 +149,15 @@ func mkswapfileMain(args []string) int {
 // makeSwapfile creates path with mode 0600, allocates size bytes in one request (the
 // allocator gives it the longest runs free space has), writes every block with zeros and
 // then the swap header, which makes the daemon pin it. Any failure removes the file, so
-// nothing half-made or leaked remains.
+// nothing half-made or leaked remains; so does SIGINT or SIGTERM (Ctrl-C on a long write).
 func makeSwapfile(path string, size int64, prio int, label string) (st swap.FileStatus, err error) {
 	t, err := onSwapfs(path)
 	if err != nil {
 		return st, err
 	}
+	interrupt := make(chan os.Signal, 1)
+	signal.Notify(interrupt, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(interrupt) // after the removal below: a second Ctrl-C must not cut it short
 	f, err := os.OpenFile(t.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_DIRECT, 0o600)
 	if err != nil {
 		return st, err
@@ -176,7 +181,7 @@ func makeSwapfile(path string, size int64, prio int, label string) (st swap.File
 		}
 		return st, fmt.Errorf("allocate %s: %w", t.path, err)
 	}
-	if err := writeZeros(f, size); err != nil {
+	if err := writeZeros(f, size, interrupt); err != nil {
 		return st, err
 	}
 	var h swap.Header
@@ -217,13 +222,21 @@ func makeSwapfile(path string, size int64, prio int, label string) (st swap.File
 }
 
 // writeZeros writes every block of f, with a progress line on a terminal for sizes where the
-// wait is noticeable.
-func writeZeros(f *os.File, size int64) error {
+// wait is noticeable; a signal on interrupt stops it.
+func writeZeros(f *os.File, size int64, interrupt <-chan os.Signal) error {
 	const chunk = 1 << 20
 	buf := meta.AlignedBuffer(chunk)
 	showProgress := size >= 256<<20 && isTerminal(os.Stderr)
 	start, last := time.Now(), time.Now()
 	for off := int64(0); off < size; {
+		select {
+		case sig := <-interrupt:
+			if showProgress {
+				fmt.Fprintln(os.Stderr)
+			}
+			return fmt.Errorf("interrupted (%v) after writing %s of %s", sig, formatMiB(off), formatMiB(size))
+		default:
+		}
 		n := min(int64(chunk), size-off)
 		if _, err := f.WriteAt(buf[:n], off); err != nil {
 			return fmt.Errorf("write %s at %d: %w", f.Name(), off, err)
