@@ -1,7 +1,10 @@
 package fs_test
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -234,5 +237,40 @@ func TestPermissionChecks(t *testing.T) {
 	}))
 	if st := lstat(t, m.path("alices")); st.Mode&^syscall.S_IFMT != 0o755 {
 		t.Errorf("chmod g+s by a non-member: mode %o, want 0755", st.Mode)
+	}
+}
+
+// TestSuidClearedBeforeExec: a program run right after an O_DIRECT write by a user runs
+// without the setuid bit the write cleared: the kernel, which did not clear it itself, does
+// not run it from a mode it cached before the write.
+func TestSuidClearedBeforeExec(t *testing.T) {
+	prog, err := os.ReadFile("/usr/bin/id")
+	if err != nil || len(prog) < meta.BlockSize {
+		t.Skipf("skipped: no /usr/bin/id to run setuid: %v", err)
+	}
+	m := newMount(t)
+	p := m.path("id")
+	writeFile(t, p, prog, 0o755)
+	must(t, "chmod", unix.Chmod(p, 0o6777))
+	lstat(t, p) // the kernel now caches the setuid mode
+	must(t, "alice rewrites the first block with O_DIRECT", asUser(t, alice, alice, func() error {
+		f, err := os.OpenFile(p, os.O_WRONLY|syscall.O_DIRECT, 0)
+		if err != nil {
+			return err
+		}
+		buf := meta.AlignedBuffer(meta.BlockSize)
+		copy(buf, prog)
+		if _, err := f.WriteAt(buf, 0); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}))
+	cmd := exec.Command(p, "-u")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: alice, Gid: alice}}
+	out, err := cmd.Output()
+	must(t, "run it as alice", err)
+	if euid := strings.TrimSpace(string(out)); euid != fmt.Sprint(alice) {
+		t.Errorf("run right after the write, it ran with euid %s, want %d: the cleared setuid bit was still cached", euid, alice)
 	}
 }
