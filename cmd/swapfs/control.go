@@ -50,6 +50,10 @@ type swapService interface {
 type controlRequest struct {
 	Op  string `json:"op"`
 	Ino uint64 `json:"ino,omitempty"`
+	// Store, when set, is the store the client found mounted where it asks: a daemon that
+	// serves another (a swapfs mount stacked on the same directory answers for the one
+	// below) refuses, since the inode number means nothing in its store.
+	Store string `json:"store,omitempty"`
 }
 
 // controlResponse is the reply. Error is set when the request failed; the daemon fields are
@@ -225,6 +229,11 @@ func (c *controlServer) answer(req controlRequest) controlResponse {
 	case "pin":
 		if req.Ino == 0 {
 			resp.Error = "pin: no inode number given"
+			break
+		}
+		if req.Store != "" && filepath.Clean(req.Store) != filepath.Clean(resp.Store) {
+			resp.Error = fmt.Sprintf("this daemon serves store %s, not %s (two swapfs mounts on one directory?); nothing was done",
+				resp.Store, req.Store)
 			break
 		}
 		fst, err := c.svc.PinSwapfile(req.Ino)

@@ -334,3 +334,22 @@ func TestRoundLatency(t *testing.T) {
 		}
 	}
 }
+
+// TestPinThroughChecksStore: a daemon that answers for the mountpoint but serves another
+// store (a second swapfs mount over the same directory, whose daemon could not take the
+// socket) is not asked to pin an inode number that belongs to the other store.
+func TestPinThroughChecksStore(t *testing.T) {
+	svc := &fakeSwap{}
+	startTestControl(t, "/mnt/stacked", svc, &hardening{})
+	file := filepath.Join(t.TempDir(), "swapfile")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := pinThrough(swapTarget{path: file, mountpoint: "/mnt/stacked", store: "/srv/other"})
+	if err == nil || !strings.Contains(err.Error(), "serves store /srv/store, not /srv/other") || len(svc.pinned) != 0 {
+		t.Errorf("pin through the daemon of another store: %v; pinned %v", err, svc.pinned)
+	}
+	if st, err := pinThrough(swapTarget{path: file, mountpoint: "/mnt/stacked", store: "/srv/store"}); err != nil || !st.Pinned {
+		t.Errorf("pin through the right daemon: %+v, %v", st, err)
+	}
+}

@@ -30,6 +30,7 @@ const minSwapPages = 10
 type swapTarget struct {
 	path       string // absolute
 	mountpoint string
+	store      string // the mount's source: the store its daemon must say it serves
 	dev        uint64 // st_dev of the mount
 }
 
@@ -49,28 +50,24 @@ func onSwapfs(path string) (swapTarget, error) {
 	if err != nil {
 		return swapTarget{}, fmt.Errorf("%s: %w", probe, err)
 	}
-	mnt, err := swapfsMountOf(st.Dev)
+	m, ok, err := swapfsMountOf(st.Dev)
 	if err != nil {
 		return swapTarget{}, err
 	}
-	if mnt == "" {
+	if !ok {
 		return swapTarget{}, fmt.Errorf("%s is not on a swapfs mount", abs)
 	}
-	return swapTarget{path: abs, mountpoint: mnt, dev: st.Dev}, nil
+	return swapTarget{path: abs, mountpoint: m.Mountpoint, store: m.Source, dev: st.Dev}, nil
 }
 
-// swapfsMountOf returns the mountpoint of the swapfs mount with device number dev; "" when
-// there is none.
-func swapfsMountOf(dev uint64) (string, error) {
+// swapfsMountOf returns the swapfs mount with device number dev, if there is one.
+func swapfsMountOf(dev uint64) (swap.Mount, bool, error) {
 	mounts, err := swap.Mounts()
 	if err != nil {
-		return "", err
+		return swap.Mount{}, false, err
 	}
 	m, ok := swap.MountOfDevice(mounts, unix.Major(dev), unix.Minor(dev))
-	if !ok || m.FSType != fsType {
-		return "", nil
-	}
-	return m.Mountpoint, nil
+	return m, ok && m.FSType == fsType, nil
 }
 
 func inodeOf(path string) (uint64, error) {
@@ -91,7 +88,7 @@ func pinThrough(t swapTarget) (swap.FileStatus, error) {
 	if err != nil {
 		return swap.FileStatus{}, err
 	}
-	resp, err := callDaemon(t.mountpoint, controlRequest{Op: "pin", Ino: ino})
+	resp, err := callDaemon(t.mountpoint, controlRequest{Op: "pin", Ino: ino, Store: t.store})
 	if err != nil {
 		return swap.FileStatus{}, err
 	}
