@@ -120,7 +120,7 @@ func TestUtimens(t *testing.T) {
 		t.Errorf("mtime %d, want %d", st.Mtim.Sec, old.Unix())
 	}
 
-	// Times past what an inode holds (years 1678 to 2262) are clamped to its ends, as ext4
+	// Times past what an inode holds (years 1677 to 2262) are clamped to its ends, as ext4
 	// clamps to its own range, never wrapped around to the other end.
 	for _, c := range []struct {
 		set       time.Time

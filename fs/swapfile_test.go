@@ -107,9 +107,6 @@ func TestSwapRecipesPin(t *testing.T) {
 	}
 }
 
-// TestSwapPinnedIO: a pinned file that is not active swap is still an ordinary file to its
-// owner: writes land and read back through the engine, O_DIRECT included; a write past its
-// end, a truncate or a fallocate unpins it; rewriting the header pins it again.
 // TestSwapImageCopiedIn: a swap image copied into a file with copy_file_range (as cp does)
 // makes it a swapfile once the copy is closed, as one written in with write(2) does.
 func TestSwapImageCopiedIn(t *testing.T) {
@@ -170,6 +167,9 @@ func TestSwapOpenWhileReleaseInFlight(t *testing.T) {
 	must(t, "a reader is still let in", err)
 }
 
+// TestSwapPinnedIO: a pinned file that is not active swap is still an ordinary file to its
+// owner: writes land and read back through the engine, O_DIRECT included; a write past its
+// end, a truncate or a fallocate unpins it; rewriting the header pins it again.
 func TestSwapPinnedIO(t *testing.T) {
 	requireMkswap(t)
 	m := newMount(t)

@@ -51,7 +51,7 @@ func encodeInode(r *inodeRec) []byte {
 }
 
 // Inode times are stored as nanoseconds since the epoch in 64 bits, which hold the years
-// 1678 to 2262 (time.Time.UnixNano is undefined outside them).
+// 1677 to 2262 (time.Time.UnixNano is undefined outside them).
 var minTime, maxTime = time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
 
 // clampTime returns t, or the nearest time an inode can hold: a time set outside the range
@@ -113,7 +113,7 @@ func getInode(tx *bolt.Tx, ino uint64) (*inodeRec, error) {
 }
 
 // storedSize reads an inode's size alone, for the write path, where decoding the whole
-// record costs three allocations; ok is false when there is no such inode or it does not decode.
+// record allocates; ok is false when there is no such inode or it does not decode.
 func storedSize(tx *bolt.Tx, ino uint64) (size uint64, ok bool) {
 	v := tx.Bucket(bucketInodes).Get(inoKey(ino))
 	if len(v) < 1+inodeRecLenNoBtime || v[0] != recV1 {
