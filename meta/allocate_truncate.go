@@ -55,6 +55,32 @@ func (s *Store) SetAttr(ino uint64, a SetAttr) (Inode, error) {
 	return out, err
 }
 
+// ClearSetID clears S_ISUID, and S_ISGID when the group may execute (without that S_ISGID
+// marks mandatory locking, not a set-group-ID program), as should_remove_suid does for a
+// write by a user without CAP_FSETID. Read and change are one transaction, so a chmod in
+// between is never undone. It reports whether a bit was cleared (ctime then moves).
+func (s *Store) ClearSetID(ino uint64) (changed bool, err error) {
+	err = s.update(func(tx *bolt.Tx) error {
+		o := newOp(tx)
+		r, err := o.get(ino)
+		if err != nil {
+			return err
+		}
+		kill := uint32(syscall.S_ISUID)
+		if r.Mode&syscall.S_IXGRP != 0 {
+			kill |= syscall.S_ISGID
+		}
+		if r.Mode&kill == 0 {
+			return nil
+		}
+		r.Mode &^= kill
+		changed = true
+		o.touch(r, false)
+		return o.flush()
+	})
+	return changed, err
+}
+
 func applyAttr(r *inodeRec, a SetAttr) {
 	if a.Mode != nil {
 		r.Mode = r.Mode&syscall.S_IFMT | *a.Mode&^syscall.S_IFMT
@@ -182,7 +208,7 @@ func (s *Store) fallocateOnce(ino uint64, off, length int64, mode uint32, punch 
 		}
 		now := time.Now()
 		if mode&FallocKeepSize == 0 && uint64(off+length) > r.Size {
-			gap, err := eofGap(tx, ino, int64(r.Size), off)
+			gap, err := eofGap(tx, ino, int64(r.Size), off+length)
 			if err != nil {
 				return err
 			}

@@ -190,6 +190,11 @@ func (c *checker) checkSpace() {
 	all := append([]run(nil), c.used...)
 	var free uint64
 	forEachFree(c.tx, func(r run) error {
+		if r.pblk == 0 || r.pblk+r.len > c.blocks || r.pblk+r.len < r.pblk {
+			// The sum below cannot tell a run past the end from a block lost inside.
+			// (checkExtents reports files' extents outside the volume.)
+			c.addf("free blocks %d+%d lie outside the volume's data blocks 1..%d", r.pblk, r.len, c.blocks-1)
+		}
 		all = append(all, r)
 		free += r.len
 		return nil
@@ -200,10 +205,6 @@ func (c *checker) checkSpace() {
 	for _, r := range all {
 		if r.pblk < next {
 			c.addf("blocks %d+%d are used twice (file or free space overlap)", r.pblk, r.len)
-		}
-		if r.pblk == 0 || r.pblk+r.len > c.blocks || r.pblk+r.len < r.pblk {
-			// The sum below cannot tell a run past the end from a lost block inside.
-			c.addf("blocks %d+%d lie outside the volume's data blocks 1..%d", r.pblk, r.len, c.blocks-1)
 		}
 		next = max(next, r.pblk+r.len)
 		sum += r.len

@@ -124,10 +124,12 @@ func (s *Store) WriteAt(ino uint64, p []byte, off int64) (int, Inode, error) {
 }
 
 // needsMapping reports whether a write to [off, off+n) meets a hole or an unwritten
-// extent, or starts past the file's end inside its last block, whose gap it then zeroes
-// (eofGap): a write in parallel could land there first. When in doubt it says yes: the
+// extent, or ends past the file's end. Such a write takes the inode alone: it records the
+// new size before its bytes reach the volume, and a read in between (readers share the
+// lock) would see the old bytes past the end; one that starts past the end also zeroes the
+// gap (eofGap), where a write in parallel could land first. When in doubt it says yes: the
 // exclusive path then finds out properly. Under the shared lock the size only grows, so a
-// write found to start inside the file stays so.
+// write found to end inside the file stays so.
 func (s *Store) needsMapping(ino uint64, off int64, n int) bool {
 	if n == 0 {
 		return false
@@ -135,7 +137,7 @@ func (s *Store) needsMapping(ino uint64, off int64, n int) bool {
 	needs := true
 	s.view(func(tx *bolt.Tx) error {
 		size, ok := storedSize(tx, ino)
-		if !ok || uint64(off) > size && size%BlockSize != 0 {
+		if !ok || uint64(off)+uint64(n) > size {
 			return nil
 		}
 		b0, nb := blockRange(off, int64(n))

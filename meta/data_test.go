@@ -258,7 +258,11 @@ func TestGrowShowsZerosPastOldEnd(t *testing.T) {
 		{"fallocate", func(s *meta.Store, ino uint64) error {
 			_, err := s.Fallocate(ino, 1000, 5000, 0)
 			return err
-		}, 1000},
+		}, meta.BlockSize},
+		{"fallocate over the end", func(s *meta.Store, ino uint64) error {
+			_, err := s.Fallocate(ino, 0, 2*meta.BlockSize, 0)
+			return err
+		}, meta.BlockSize},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s, dir := newStore(t, 8<<20)

@@ -38,7 +38,7 @@ func encodeInode(r *inodeRec) []byte {
 	be.PutUint32(b[12:], r.Nlink)
 	be.PutUint32(b[16:], r.Rdev)
 	be.PutUint32(b[20:], r.Flags)
-	be.PutUint64(b[24:], r.Size)
+	be.PutUint64(b[inodeSizeOffset:], r.Size)
 	be.PutUint64(b[32:], r.Blocks)
 	be.PutUint64(b[40:], r.Gen)
 	be.PutUint64(b[48:], r.Parent)
@@ -83,7 +83,7 @@ func decodeInode(ino uint64, v []byte) (*inodeRec, error) {
 		Nlink:  be.Uint32(b[12:]),
 		Rdev:   be.Uint32(b[16:]),
 		Flags:  be.Uint32(b[20:]),
-		Size:   be.Uint64(b[24:]),
+		Size:   be.Uint64(b[inodeSizeOffset:]),
 		Blocks: be.Uint64(b[32:]),
 		Gen:    be.Uint64(b[40:]),
 		Parent: be.Uint64(b[48:]),
@@ -112,6 +112,9 @@ func getInode(tx *bolt.Tx, ino uint64) (*inodeRec, error) {
 	return decodeInode(ino, v)
 }
 
+// inodeSizeOffset is where Size lies in an inode record's body, for storedSize.
+const inodeSizeOffset = 24
+
 // storedSize reads an inode's size alone, for the write path, where decoding the whole
 // record allocates; ok is false when there is no such inode or it does not decode.
 func storedSize(tx *bolt.Tx, ino uint64) (size uint64, ok bool) {
@@ -119,7 +122,7 @@ func storedSize(tx *bolt.Tx, ino uint64) (size uint64, ok bool) {
 	if len(v) < 1+inodeRecLenNoBtime || v[0] != recV1 {
 		return 0, false
 	}
-	return binary.BigEndian.Uint64(v[1+24:]), true
+	return binary.BigEndian.Uint64(v[1+inodeSizeOffset:]), true
 }
 
 func putInode(tx *bolt.Tx, r *inodeRec) error {

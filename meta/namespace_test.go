@@ -369,3 +369,25 @@ func TestXattrLimits(t *testing.T) {
 	_, err = s.GetXattr(g.Ino, "user.one-more")
 	wantErrno(t, err, syscall.ENODATA)
 }
+
+// TestClearSetID: setuid always goes, setgid only with group execute (without it, it marks
+// mandatory locking), and a file without either is left alone, ctime included.
+func TestClearSetID(t *testing.T) {
+	s, _ := newStore(t, 8<<20)
+	for _, c := range []struct {
+		mode, want uint32
+	}{
+		{0o6777, 0o777}, {0o4755, 0o755}, {0o2767, 0o2767}, {0o2775, 0o775}, {0o755, 0o755},
+	} {
+		f := mustCreate(t, s, meta.RootIno, fmt.Sprintf("f%o", c.mode), syscall.S_IFREG|c.mode)
+		changed, err := s.ClearSetID(f.Ino)
+		must(t, err)
+		got := mustInode(t, s, f.Ino)
+		if got.Mode&07777 != c.want || changed != (c.mode != c.want) {
+			t.Errorf("mode %o: now %o (changed %v), want %o", c.mode, got.Mode&07777, changed, c.want)
+		}
+		if !changed && !got.Ctime.Equal(f.Ctime) {
+			t.Errorf("mode %o: ctime moved though nothing changed", c.mode)
+		}
+	}
+}
