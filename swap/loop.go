@@ -266,23 +266,38 @@ func LoopsBackingIn(dir string, dev, ino uint64) ([]LoopInfo, error) {
 }
 
 // SwapLoopsBacking returns the swap areas among areas (as ActiveSwaps lists them) that are
-// loop devices backed by the inode (dev, ino). It goes by device numbers: it finds such a
-// loop device whatever path its backing file was attached by (a bind mount of the
-// filesystem, a container's mount namespace) and whatever its device node is called, which
-// a match on paths would miss, letting changes through to an active swapfile. Only loop
-// devices that are swap areas are asked for their backing file (the caveat of Loops).
+// loop devices backed by the inode (dev, ino). A loop device is recognised by its device
+// number, whatever its node is called, and its backing file by the inode, whatever path it
+// was attached by: through a bind mount too, which a match on the mountpoint's path misses,
+// letting changes through to an active swapfile. Only loop devices whose backing file lies
+// under a mount of the filesystem dev (in this mount namespace) are asked for its inode:
+// asking stats the file (the caveat of Loops), and one that lies elsewhere is not (dev, ino).
 func SwapLoopsBacking(areas []SwapArea, dev, ino uint64) ([]SwapArea, error) {
 	var out []SwapArea
+	var under []string // mountpoints of the filesystem dev, read once a loop device is seen
 	for _, a := range areas {
 		if a.Type != "partition" {
 			continue // a swapfile of a native filesystem: never a loop device
 		}
 		n, ok, err := loopIndex(a.Filename)
 		if err != nil {
-			return nil, fmt.Errorf("swap area %s: %w", a.Filename, err)
+			if strings.HasPrefix(a.Filename, "/dev/loop") {
+				// Could be ours: a failure to tell must not let a change through.
+				return nil, fmt.Errorf("swap area %s: %w", a.Filename, err)
+			}
+			continue // a node removed since swapon, or not in this /dev: not a loop device we can tell
 		}
 		if !ok {
 			continue
+		}
+		if under == nil {
+			if under, err = mountpointsOf(dev); err != nil {
+				return nil, err
+			}
+		}
+		backing, err := readSysfs(loopSysfs(n) + "backing_file")
+		if err != nil || !underAny(backing, under) {
+			continue // detached meanwhile, or backed by another filesystem
 		}
 		_, match, err := loopInfo(n, backedBy(dev, ino))
 		if overDeadMount(err) {
@@ -298,8 +313,33 @@ func SwapLoopsBacking(areas []SwapArea, dev, ino uint64) ([]SwapArea, error) {
 	return out, nil
 }
 
-// loopIndex returns N when the block device node path is loop device N or a partition of
-// it.
+// mountpointsOf lists where the filesystem with device number dev is mounted, bind mounts
+// included.
+func mountpointsOf(dev uint64) ([]string, error) {
+	mounts, err := Mounts()
+	if err != nil {
+		return nil, err
+	}
+	dirs := []string{}
+	for _, m := range mounts {
+		if m.Major == unix.Major(dev) && m.Minor == unix.Minor(dev) {
+			dirs = append(dirs, m.Mountpoint)
+		}
+	}
+	return dirs, nil
+}
+
+func underAny(path string, dirs []string) bool {
+	for _, d := range dirs {
+		if strings.HasPrefix(path, strings.TrimSuffix(d, "/")+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// loopIndex returns N when the block device node path is whole loop device N (loop
+// partitions hold no swapfs file at offset 0, where a swap header must be).
 func loopIndex(path string) (int, bool, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
@@ -313,7 +353,7 @@ func loopIndex(path string) (int, bool, error) {
 		return 0, false, err
 	}
 	if _, err := os.Stat(filepath.Join(sys, "partition")); err == nil {
-		sys = filepath.Dir(sys)
+		return 0, false, nil
 	}
 	n, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(sys), "loop"))
 	if err != nil {

@@ -498,3 +498,25 @@ func unboundLoop(t testing.TB) (string, func()) {
 	t.Fatal("no unbound loop device to hold")
 	return "", nil
 }
+
+// TestSwapLoopsBackingUnknownAreas: a swap area that cannot be a loop device of ours (a node
+// removed since swapon, a swapfile of another filesystem) does not stop the search, while a
+// loop device node that cannot be looked at fails it: a failure to tell must not let a change
+// through to an active swapfile.
+func TestSwapLoopsBackingUnknownAreas(t *testing.T) {
+	var st unix.Stat_t
+	if err := unix.Stat("/", &st); err != nil {
+		t.Fatal(err)
+	}
+	areas := []swap.SwapArea{
+		{Filename: "/dev/sdz9 (deleted)", Type: "partition"},
+		{Filename: "/swapfile", Type: "file"},
+	}
+	if got, err := swap.SwapLoopsBacking(areas, st.Dev, st.Ino); err != nil || len(got) != 0 {
+		t.Errorf("areas that are not loop devices: %+v, %v; want none and no error", got, err)
+	}
+	gone := []swap.SwapArea{{Filename: "/dev/loop-never-there", Type: "partition"}}
+	if _, err := swap.SwapLoopsBacking(gone, st.Dev, st.Ino); err == nil {
+		t.Error("a loop device node that cannot be looked at: no error")
+	}
+}
