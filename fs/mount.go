@@ -117,11 +117,12 @@ func Mount(store *meta.Store, mountpoint string, opts Options) (*Server, error) 
 		Logger:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	// gofs.Mount, with the node tree's raw filesystem wrapped.
-	raw := killPrivFS{gofs.NewNodeFS(&Node{fs: fsys, ino: meta.RootIno}, gopts)}
+	raw := &killPrivFS{RawFileSystem: gofs.NewNodeFS(&Node{fs: fsys, ino: meta.RootIno}, gopts), store: store}
 	server, err := fuse.NewServer(raw, mountpoint, &gopts.MountOptions)
 	if err != nil {
 		return nil, fmt.Errorf("mount fuse.swapfs on %s: %w", mountpoint, err)
 	}
+	raw.server = server
 	go server.Serve()
 	if err := server.WaitMount(); err != nil {
 		return nil, fmt.Errorf("mount fuse.swapfs on %s: %w", mountpoint, err)

@@ -50,13 +50,21 @@ func openFlags(flags uint32) uint32 {
 // (also with O_RDONLY, as Linux does: the kernel has checked write permission for it).
 func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	n.pinCandidate()
-	defer n.fs.swap.lock(n.ino).Unlock()
 	writable := flags&syscall.O_ACCMODE != syscall.O_RDONLY
+	if writable && n.fs.swap.isPinned(n.ino) && !n.fromKernel(ctx) {
+		if n.swapBusy("open for writing") {
+			return nil, 0, syscall.ETXTBSY
+		}
+		// Before the swap lock, which a write of the last writer may need before the kernel
+		// sends its RELEASE; checked again under it.
+		n.fs.swap.awaitNoWriter(n.ino, releaseGrace)
+	}
+	defer n.fs.swap.lock(n.ino).Unlock()
 	if n.fs.swap.isPinned(n.ino) && !n.fromKernel(ctx) {
 		if writable && n.swapBusy("open for writing") {
 			return nil, 0, syscall.ETXTBSY
 		}
-		if writable && !n.fs.swap.awaitNoWriter(n.ino, releaseGrace) {
+		if writable && n.fs.swap.hasWriter(n.ino) {
 			// Most likely a second loop device: two swap areas on the same blocks. ETXTBSY,
 			// not EBUSY: losetup retries EBUSY for seconds, taking it for a busy loop device.
 			n.fs.log.Warn("refused a second open for writing of a swapfile (already attached to a loop device, or open for writing)", "ino", n.ino)

@@ -105,9 +105,15 @@ func (s *swapFiles) addWriter(ino uint64, delta int) {
 // Normally the RELEASE follows within microseconds; the grace covers a full background queue.
 const releaseGrace = 2 * time.Second
 
+func (s *swapFiles) hasWriter(ino uint64) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.writers[ino] > 0
+}
+
 // awaitNoWriter reports whether ino has no handle open for writing, waiting up to grace for
-// one being released. Its callers hold ino's swap lock, which Release does not take before it
-// drops its count.
+// one being released. Callers do not hold ino's swap lock: holding it would stall every
+// inode of its stripe for the wait.
 func (s *swapFiles) awaitNoWriter(ino uint64, grace time.Duration) bool {
 	deadline := time.NewTimer(grace)
 	defer deadline.Stop()
@@ -400,6 +406,9 @@ func (n *Node) swapWriteAt(sf *swapFile, m *swap.Map, data []byte, off int64) (u
 func (n *Node) checkHeaderWrite(data []byte, off int64) (pinAfter *swap.Header, errno syscall.Errno) {
 	if writes, known := swap.WritesSignature(data, off); known && !writes {
 		return nil, 0
+	}
+	if swap.CheckPageSize() != nil {
+		return nil, 0 // no swapfiles here (the mount said so): a header is just bytes
 	}
 	page, size, err := n.fs.swap.headerAfter(n.ino, data, off)
 	if err != nil {
