@@ -146,7 +146,8 @@ func mkswapfileMain(args []string) int {
 // makeSwapfile creates path with mode 0600, allocates size bytes in one request (the
 // allocator gives it the longest runs free space has), writes every block with zeros and
 // then the swap header, which makes the daemon pin it. Any failure removes the file, so
-// nothing half-made or leaked remains; so does SIGINT or SIGTERM (Ctrl-C on a long write).
+// nothing half-made or leaked remains; so does SIGINT or SIGTERM (Ctrl-C on a long write)
+// before the file is complete. One that comes while the daemon pins it waits for the pin.
 func makeSwapfile(path string, size int64, prio int, label string) (st swap.FileStatus, err error) {
 	t, err := onSwapfs(path)
 	if err != nil {
@@ -206,6 +207,9 @@ func makeSwapfile(path string, size int64, prio int, label string) (st swap.File
 			return st, fmt.Errorf("record the priority: %w", err)
 		}
 	}
+	if err := interrupted(interrupt); err != nil {
+		return st, err
+	}
 	if err := f.Close(); err != nil {
 		f = nil
 		return st, err
@@ -226,13 +230,11 @@ func writeZeros(f *os.File, size int64, interrupt <-chan os.Signal) error {
 	showProgress := size >= 256<<20 && isTerminal(os.Stderr)
 	start, last := time.Now(), time.Now()
 	for off := int64(0); off < size; {
-		select {
-		case sig := <-interrupt:
+		if err := interrupted(interrupt); err != nil {
 			if showProgress {
 				fmt.Fprintln(os.Stderr)
 			}
-			return fmt.Errorf("interrupted (%v) after writing %s of %s", sig, formatMiB(off), formatMiB(size))
-		default:
+			return fmt.Errorf("%w after writing %s of %s", err, formatMiB(off), formatMiB(size))
 		}
 		n := min(int64(chunk), size-off)
 		if _, err := f.WriteAt(buf[:n], off); err != nil {
@@ -249,6 +251,16 @@ func writeZeros(f *os.File, size int64, interrupt <-chan os.Signal) error {
 		fmt.Fprintln(os.Stderr)
 	}
 	return nil
+}
+
+// interrupted says whether a signal came on ch.
+func interrupted(ch <-chan os.Signal) error {
+	select {
+	case sig := <-ch:
+		return fmt.Errorf("interrupted (%v)", sig)
+	default:
+		return nil
+	}
 }
 
 func formatMiB(b int64) string { return fmt.Sprintf("%d MiB", b>>20) }
