@@ -14,14 +14,7 @@ import (
 // nothing names either: link counts, parents, dirents and positions all stay consistent,
 // so only the walk from the root can tell that the pair is cut off from the tree.
 func TestFsckFindsDetachedCycle(t *testing.T) {
-	dir := t.TempDir()
-	if err := Mkfs(dir, MkfsOptions{Size: 16 << 20}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(dir, OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, dir := newInternalStore(t, 16<<20)
 	a, err := s.Create(RootIno, "a", NewInode{Mode: syscall.S_IFDIR | 0o755})
 	if err != nil {
 		t.Fatal(err)
@@ -136,14 +129,7 @@ func TestFsckFindsSpaceOutsideVolume(t *testing.T) {
 // TestFsckFindsNameForRoot: a directory entry naming the root (a cycle through "/"), with
 // the link count raised to match, is found.
 func TestFsckFindsNameForRoot(t *testing.T) {
-	dir := t.TempDir()
-	if err := Mkfs(dir, MkfsOptions{Size: 1 << 20}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(dir, OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, dir := newInternalStore(t, 1<<20)
 	a, err := s.Create(RootIno, "a", NewInode{Mode: syscall.S_IFDIR | 0o755})
 	if err != nil {
 		t.Fatal(err)
@@ -172,4 +158,18 @@ func TestFsckFindsNameForRoot(t *testing.T) {
 	if err != nil || !strings.Contains(fmt.Sprint(problems), "root directory has 1 names") {
 		t.Errorf("Fsck of a name for the root: %q, %v", problems, err)
 	}
+}
+
+// newInternalStore makes a store in a new directory and opens it; the test closes it.
+func newInternalStore(t *testing.T, size int64) (*Store, string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := Mkfs(dir, MkfsOptions{Size: size}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(dir, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, dir
 }

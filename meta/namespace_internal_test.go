@@ -10,14 +10,7 @@ import (
 // TestExchangeEMLINK: RENAME_EXCHANGE of a directory with a file in a parent that has the
 // most links a directory may have is EMLINK, as a plain rename is, and changes nothing.
 func TestExchangeEMLINK(t *testing.T) {
-	dir := t.TempDir()
-	if err := Mkfs(dir, MkfsOptions{Size: 1 << 20}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(dir, OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _ := newInternalStore(t, 1<<20)
 	defer s.Close()
 	full, err := s.Create(RootIno, "full", NewInode{Mode: syscall.S_IFDIR | 0o755})
 	if err != nil {
