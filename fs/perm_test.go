@@ -266,7 +266,10 @@ func TestSuidClearedBeforeExec(t *testing.T) {
 		}
 		return f.Close()
 	}))
-	cmd := exec.Command(p, "-u")
+	// Through a shell: exec'ing a file on the mount straight from the process that serves it
+	// can hang (the vfork'ed child waits on this server while a GC waits on the forking
+	// thread), as TestMmap's helper explains for page faults.
+	cmd := exec.Command("/bin/sh", "-c", `exec "$0" -u`, p)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: alice, Gid: alice}}
 	out, err := cmd.Output()
 	must(t, "run it as alice", err)
