@@ -569,6 +569,58 @@ func TestMkswapfileInterrupted(t *testing.T) {
 	eventually(t, 10*time.Second, "the blocks come back", func() bool { return freeBlocks(t, m.Dir) == before })
 }
 
+// TestSwaponInterrupted: "swapfs swapon" stopped by SIGINT at any moment leaves either an
+// active swap area or nothing: never a loop device attached to the file and not swap, which
+// would hold the file's one writer and make the next swapon fail.
+func TestSwaponInterrupted(t *testing.T) {
+	requireSwapTools(t)
+	m := mountStore(t)
+	f := filepath.Join(m.Dir, "swapfile")
+	mkswapfile(t, m, f, "--size", "16M")
+	var st unix.Stat_t
+	if err := unix.Stat(f, &st); err != nil {
+		t.Fatal(err)
+	}
+	outcomes := map[string]int{}
+	for i := 0; i < 24; i++ {
+		cmd := exec.Command(swapfsBin, "swapon", f)
+		cmd.Env = append(os.Environ(), "SWAPFS_LOG_DIR="+m.logDir)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Spread over the command's life (a few milliseconds), so that some land between
+		// the attach and swapon.
+		time.Sleep(time.Duration(i%12) * time.Millisecond / 2)
+		cmd.Process.Signal(syscall.SIGINT)
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case <-exited:
+		case <-time.After(cmdTimeout):
+			cmd.Process.Kill()
+			t.Fatal("swapfs swapon did not stop after SIGINT")
+		}
+		loops, err := swap.LoopsBacking(st.Dev, st.Ino)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case len(loops) == 0:
+			outcomes["nothing attached"]++
+		case len(loops) == 1 && swapActive(loops[0].Device):
+			outcomes["active swap"]++
+			releaseSwap(t, loops[0].Device)
+		default:
+			for _, l := range loops {
+				trackLoop(l.Device, loopBacking(l.Device))
+				releaseSwap(t, l.Device)
+			}
+			t.Fatalf("after SIGINT %d: loop devices %+v attached to the file and not swap", i, loops)
+		}
+	}
+	t.Logf("outcomes: %v", outcomes)
+}
+
 // TestSwaponRefusesNonSwapfile: item 4 from the command line: a file without a valid header
 // is not attached, and the message says what is wrong.
 func TestSwaponRefusesNonSwapfile(t *testing.T) {

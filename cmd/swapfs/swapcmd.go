@@ -322,8 +322,19 @@ func swaponFile(path string, prio int, discard bool) (string, int, error) {
 			}
 		}
 	}
+	// SIGINT or SIGTERM between the attach and swapon would leave the loop device attached,
+	// holding the file's one writer: caught, it detaches it again.
+	interrupt := make(chan os.Signal, 1)
+	signal.Notify(interrupt, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(interrupt)
 	dev, err := swap.AttachLoop(t.path, swap.LoopOptions{BlockSize: swap.PageSize})
 	if err != nil {
+		return "", 0, err
+	}
+	undo := func(err error) (string, int, error) {
+		if derr := swap.DetachLoop(dev); derr != nil {
+			err = fmt.Errorf("%w; detaching %s again failed too: %v", err, dev, derr)
+		}
 		return "", 0, err
 	}
 	// What the loop driver would have said for a file directly on the data volume's disk,
@@ -333,12 +344,12 @@ func swaponFile(path string, prio int, discard bool) (string, int, error) {
 	} else if err := swap.SetLoopRotational(dev, st.VolumeRotational); err != nil {
 		fmt.Fprintf(os.Stderr, "swapfs swapon: warning: %v; swap readahead will be that of a non-rotational device\n", err)
 	}
+	if err := interrupted(interrupt); err != nil {
+		return undo(err)
+	}
 	opts := swap.SwaponOptions{Priority: prio, HasPriority: prio >= 0, Discard: discard}
 	if err := swap.Swapon(dev, opts); err != nil {
-		if derr := swap.DetachLoop(dev); derr != nil {
-			err = fmt.Errorf("%w; detaching %s again failed too: %v", err, dev, derr)
-		}
-		return "", 0, err
+		return undo(err)
 	}
 	return dev, prio, nil
 }
