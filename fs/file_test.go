@@ -24,6 +24,7 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv(helperEnv); mode != "" {
 		os.Exit(helperMain(mode, os.Args[len(os.Args)-1]))
 	}
+	detachDeadTestMounts()
 	os.Exit(m.Run())
 }
 
@@ -472,10 +473,10 @@ func TestExec(t *testing.T) {
 	script := "#!/bin/sh\necho from script\n"
 	writeFile(t, m.path("script"), []byte(script), 0o755)
 	must(t, "chmod", os.Chmod(m.path("script"), 0o755))
-	if out, err := exec.Command("/bin/sh", "-c", m.path("true")).CombinedOutput(); err != nil {
+	if out, err := command(t, "/bin/sh", "-c", m.path("true")).CombinedOutput(); err != nil {
 		t.Errorf("exec binary: %v %s", err, out)
 	}
-	out, err := exec.Command("/bin/sh", "-c", m.path("script")).CombinedOutput()
+	out, err := command(t, "/bin/sh", "-c", m.path("script")).CombinedOutput()
 	if err != nil || string(out) != "from script\n" {
 		t.Errorf("exec script: %v %q", err, out)
 	}

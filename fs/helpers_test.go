@@ -2,12 +2,15 @@ package fs_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -99,7 +102,17 @@ func (m *mount) mount(t testing.TB, opts ...func(*fs.Options)) {
 	}
 	m.Server = srv
 	name := t.Name()
+	var st syscall.Stat_t
+	if err := syscall.Stat(m.Dir, &st); err != nil {
+		t.Fatalf("stat the new mount: %v", err)
+	}
+	// Not stat'ed again from the watchdog: with a request stuck, that would hang too.
+	abort := fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", unix.Minor(st.Dev))
 	watchdog := time.AfterFunc(testTimeout, func() {
+		// The panic runs no cleanup: fail the stuck requests and detach the mount first, so
+		// that it is not left behind dead.
+		os.WriteFile(abort, []byte("1"), 0)
+		syscall.Unmount(m.Dir, syscall.MNT_DETACH)
 		debug.SetTraceback("all")
 		panic(fmt.Sprintf("%s: still running after %v: a FUSE request is probably stuck", name, testTimeout))
 	})
@@ -329,4 +342,41 @@ func procMount(t testing.TB, dir string) swap.Mount {
 		t.Fatalf("%s is not in /proc/self/mountinfo", dir)
 	}
 	return m
+}
+
+// command is exec.Command bounded by a minute: a command stuck on the mount ends, and the
+// test with it, instead of the whole run.
+func command(t testing.TB, name string, args ...string) *exec.Cmd {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return exec.CommandContext(ctx, name, args...)
+}
+
+// detachDeadTestMounts detaches the mounts a crashed run of these tests left in the
+// temporary directory: a test process killed while it served a mount (go test's -timeout
+// after a hang) runs no cleanup, and the kernel keeps the mount, answering ENOTCONN. Only
+// dead ones: a live one is another run's.
+func detachDeadTestMounts() {
+	mounts, err := swap.Mounts()
+	if err != nil {
+		return
+	}
+	for _, m := range mounts {
+		if m.FSType != "fuse.swapfs" || !strings.HasPrefix(m.Mountpoint, filepath.Join(os.TempDir(), "Test")) {
+			continue
+		}
+		statErr := make(chan error, 1)
+		go func() { // a live mount whose server is stuck would not answer: not waited for
+			var st syscall.Stat_t
+			statErr <- syscall.Stat(m.Mountpoint, &st)
+		}()
+		select {
+		case err := <-statErr:
+			if errors.Is(err, syscall.ENOTCONN) {
+				fmt.Fprintf(os.Stderr, "detaching %s, left dead by a crashed run\n", m.Mountpoint)
+				syscall.Unmount(m.Mountpoint, syscall.MNT_DETACH)
+			}
+		case <-time.After(2 * time.Second):
+		}
+	}
 }

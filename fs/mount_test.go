@@ -77,7 +77,10 @@ func TestMountKernelOptions(t *testing.T) {
 func TestMountRefusesUnknownOption(t *testing.T) {
 	m := newMount(t)
 	other := t.TempDir()
-	_, err := fs.Mount(m.Store, other, fs.Options{KernelOptions: []string{"max_read=4096"}})
+	srv, err := fs.Mount(m.Store, other, fs.Options{KernelOptions: []string{"max_read=4096"}})
+	if err == nil {
+		t.Cleanup(func() { srv.Unmount() })
+	}
 	if err == nil || !strings.Contains(err.Error(), "max_read=4096") {
 		t.Fatalf("Mount with an unknown option: got %v, want an error naming it", err)
 	}

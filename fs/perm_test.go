@@ -3,7 +3,6 @@ package fs_test
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -269,7 +268,7 @@ func TestSuidClearedBeforeExec(t *testing.T) {
 	// Through a shell: exec'ing a file on the mount straight from the process that serves it
 	// can hang (the vfork'ed child waits on this server while a GC waits on the forking
 	// thread), as TestMmap's helper explains for page faults.
-	cmd := exec.Command("/bin/sh", "-c", `exec "$0" -u`, p)
+	cmd := command(t, "/bin/sh", "-c", `exec "$0" -u`, p)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: alice, Gid: alice}}
 	out, err := cmd.Output()
 	must(t, "run it as alice", err)

@@ -18,7 +18,11 @@ var posixSkips = map[string]string{
 // posixMustRun lists cases that skip themselves when the filesystem lacks a feature, which
 // swapfs has: a skip is a failure.
 var posixMustRun = map[string]string{
-	"Tmpfile": "swapfs supports O_TMPFILE",
+	"Tmpfile":      "swapfs supports O_TMPFILE",
+	"DirectIO":     "swapfs supports O_DIRECT",
+	"FstatDeleted": "swapfs keeps an unlinked open file's attributes",
+	"XAttr":        "swapfs supports xattrs",
+	"XAttrLarge":   "swapfs supports values up to 64 KiB",
 }
 
 // TestPosix runs go-fuse's whole POSIX suite, each case on a fresh mount of a fresh store.

@@ -30,7 +30,7 @@ func requireMkswap(t testing.TB) {
 
 func mkswap(t testing.TB, path string) {
 	t.Helper()
-	out, err := exec.Command("mkswap", path).CombinedOutput()
+	out, err := command(t, "mkswap", path).CombinedOutput()
 	if err != nil {
 		t.Fatalf("mkswap %s: %v\n%s", path, err, out)
 	}

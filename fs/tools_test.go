@@ -53,7 +53,7 @@ func TestTools(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("skipped: git is not installed")
 	}
-	cmd := exec.Command("/bin/sh", "-c", toolsScript)
+	cmd := command(t, "/bin/sh", "-c", toolsScript)
 	cmd.Env = append(os.Environ(), "MNT="+m.Dir, "OUT="+t.TempDir(), "HOME="+t.TempDir())
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("script failed: %v\n%s", err, out)

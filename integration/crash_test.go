@@ -56,6 +56,8 @@ func killWhileWriting(t *testing.T, d *daemon, mnt string, after time.Duration) 
 	t.Helper()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	stopWriters := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopWriters() // also when this fails: no writer outlives it
 	for w := range 4 {
 		wg.Add(1)
 		go func() {
@@ -70,8 +72,7 @@ func killWhileWriting(t *testing.T, d *daemon, mnt string, after time.Duration) 
 	if !d.exited(exitTimeout) {
 		t.Fatalf("swapfs daemon did not die of SIGKILL")
 	}
-	close(stop)
-	wg.Wait() // writers fail with ENOTCONN once the daemon is gone
+	stopWriters() // writers fail with ENOTCONN once the daemon is gone
 	// The kernel keeps a mount whose daemon died; it answers ENOTCONN until detached.
 	if err := unix.Unmount(mnt, unix.MNT_DETACH); err != nil {
 		t.Fatalf("detach the dead mount %s: %v", mnt, err)

@@ -100,6 +100,16 @@ func helperDirs(t *testing.T) (store, mnt, logDir string) {
 		t.Fatal(err)
 	}
 	trackMount(mnt)
+	// A helper mount the test expects to fail or to be fake, and that is made anyway, is
+	// undone here; the ones made on purpose are unmounted by afterHelperMount before this.
+	t.Cleanup(func() {
+		if mounted(mnt) {
+			if err := unmountDir(mnt); err != nil {
+				t.Errorf("unmount %s: %v", mnt, err)
+			}
+			waitNoDaemon(t, store)
+		}
+	})
 	return store, mnt, logDir
 }
 

@@ -114,6 +114,8 @@ func TestPressureSwapfs(t *testing.T) {
 			var churnErr error
 			var wg sync.WaitGroup
 			ctx, stop := context.WithCancel(context.Background())
+			stopChurn := sync.OnceFunc(func() { stop(); wg.Wait() })
+			t.Cleanup(stopChurn) // also when runPressure fails: before the mount goes
 			if c.churn {
 				wg.Add(1)
 				go func() {
@@ -122,8 +124,7 @@ func TestPressureSwapfs(t *testing.T) {
 				}()
 			}
 			runPressure(t, sw.dev, "swapfs "+c.name)
-			stop()
-			wg.Wait()
+			stopChurn()
 
 			rssAfter, dbAfter := daemonRSS(t, m.pid), fileSize(t, metaDB)
 			t.Logf("daemon RSS %d -> %d KiB; meta.db %d -> %d bytes; churn rounds %d", rssBefore>>10, rssAfter>>10, dbBefore, dbAfter, churned)

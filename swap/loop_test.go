@@ -322,7 +322,8 @@ func TestAttachLoopHeldDevice(t *testing.T) {
 	if dev == held {
 		t.Fatalf("attached %s, which is held exclusively", dev)
 	}
-	if d := time.Since(start); d > 2*time.Second {
+	// Far below the 10 s it retries a busy device, with room for a loaded machine.
+	if d := time.Since(start); d > 6*time.Second {
 		t.Errorf("AttachLoop took %v next to a held device", d)
 	}
 }

@@ -20,6 +20,11 @@ func TestActiveSwapsReadsProc(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d active swap areas: %+v", len(areas), areas)
+	for _, a := range areas {
+		if a.Filename == "" || (a.Type != "partition" && a.Type != "file") || a.SizeKiB <= 0 || a.UsedKiB < 0 || a.UsedKiB > a.SizeKiB {
+			t.Errorf("implausible area %+v", a)
+		}
+	}
 }
 
 // swapLoop returns a loop device over a 64 MiB file prepared by mkswap, detached and

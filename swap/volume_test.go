@@ -28,15 +28,14 @@ func TestVolumeRisk(t *testing.T) {
 		t.Errorf("a volume on tmpfs: %q, %v; want it flagged", risk, err)
 	}
 
-	disk := filepath.Join("/var/tmp", "swapfs-volume-test")
+	disk := filepath.Join(t.TempDir(), "volume")
 	if err := os.WriteFile(disk, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.Remove(disk) })
-	if err := unix.Statfs(disk, &fs); err == nil && fs.Type == unix.EXT4_SUPER_MAGIC {
-		if risk, err := swap.VolumeRisk(disk); err != nil || risk != "" {
-			t.Errorf("a volume on ext4: %q, %v; want none", risk, err)
-		}
+	if err := unix.Statfs(disk, &fs); err != nil || fs.Type != unix.EXT4_SUPER_MAGIC {
+		t.Logf("the temporary directory is not on ext4 (%v): no check of a volume on disk", err)
+	} else if risk, err := swap.VolumeRisk(disk); err != nil || risk != "" {
+		t.Errorf("a volume on ext4: %q, %v; want none", risk, err)
 	}
 	for _, dev := range []string{"/dev/loop0", "/dev/sda", "/dev/vda"} {
 		if st, err := os.Stat(dev); err == nil && st.Mode()&os.ModeDevice != 0 && st.Mode()&os.ModeCharDevice == 0 {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -201,12 +203,18 @@ func TestKeepReadyFD(t *testing.T) {
 // this test binary started again with envHardenHelper.
 const envHardenHelper = "SWAPFS_TEST_HARDEN_HELPER"
 
-// TestHardenHelperProcess is not a test: it is the child's body.
-func TestHardenHelperProcess(t *testing.T) {
-	mode, arg, _ := strings.Cut(os.Getenv(envHardenHelper), ":")
-	if mode == "" {
-		return
+// TestMain runs the child's body when the test binary is started as the child.
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(envHardenHelper); spec != "" {
+		hardenHelper(spec)
+		os.Exit(0)
 	}
+	os.Exit(m.Run())
+}
+
+// hardenHelper is the child: it does what spec asks and prints the outcome as JSON.
+func hardenHelper(spec string) {
+	mode, arg, _ := strings.Cut(spec, ":")
 	var out any
 	switch mode {
 	case "oom":
@@ -227,7 +235,9 @@ func TestHardenHelperProcess(t *testing.T) {
 // child's stderr.
 func runHelper(t *testing.T, mode string, v any) string {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHardenHelperProcess$", "-test.count=1")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0])
 	cmd.Env = append(os.Environ(), envHardenHelper+"="+mode, "GOGC=", "GOMEMLIMIT=")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
