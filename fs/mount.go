@@ -170,6 +170,13 @@ var kernelFlags = map[string]struct{ set, clear uintptr }{
 	"nosymfollow":   {unix.MS_NOSYMFOLLOW, 0},
 }
 
+// IsKernelOption reports whether opt is one of mount(8)'s filesystem-independent options
+// ("FILESYSTEM-INDEPENDENT MOUNT OPTIONS") that Options.KernelOptions takes.
+func IsKernelOption(opt string) bool {
+	_, ok := kernelFlags[opt]
+	return ok
+}
+
 // mountFlags computes the mount(2) flags, so that devices and suid programs work as on
 // ext4 unless the options say otherwise. go-fuse reads 0 as "nosuid,nodev", so no flags at
 // all are passed as MS_MGC_VAL, the kernel's old "no flags" marker (it cannot be combined

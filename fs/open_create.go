@@ -51,9 +51,9 @@ func openFlags(flags uint32) uint32 {
 func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	n.pinCandidate()
 	writable := flags&syscall.O_ACCMODE != syscall.O_RDONLY
-	if writable && n.fs.swap.isPinned(n.ino) && !n.fromKernel(ctx) {
+	if writable && n.fs.swap.hasWriter(n.ino) && n.fs.swap.isPinned(n.ino) && !n.fromKernel(ctx) {
 		if n.swapBusy("open for writing") {
-			return nil, 0, syscall.ETXTBSY
+			return nil, 0, syscall.ETXTBSY // active swap: its loop device is the writer
 		}
 		// Before the swap lock, which a write of the last writer may need before the kernel
 		// sends its RELEASE; checked again under it.

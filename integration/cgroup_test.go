@@ -162,7 +162,7 @@ func newLoopSwap(t testing.TB, backingDir string, sizeBytes int64) string {
 // removeLoopSwap turns dev off as swap and detaches it, retrying while it is busy.
 func removeLoopSwap(t testing.TB, dev, backing string) {
 	t.Helper()
-	if _, on := activeSwap(dev); on {
+	if _, on := swap.ActiveSwapNamed(dev); on {
 		var last result
 		for range 3 {
 			if last = runCmd(swapoffTimeout, nil, "swapoff", dev); last.code == 0 {
@@ -170,7 +170,7 @@ func removeLoopSwap(t testing.TB, dev, backing string) {
 			}
 			time.Sleep(time.Second)
 		}
-		if _, on := activeSwap(dev); on {
+		if _, on := swap.ActiveSwapNamed(dev); on {
 			t.Errorf("swapoff %s: exit %d %v\n%s", dev, last.code, last.err, last.out)
 			// A device still in use as swap cannot be detached.
 			return
@@ -187,17 +187,6 @@ func removeLoopSwap(t testing.TB, dev, backing string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// activeSwap returns the /proc/swaps entry of swap area path, and whether it is on.
-func activeSwap(path string) (swap.SwapArea, bool) {
-	areas, _ := swap.ActiveSwaps()
-	for _, a := range areas {
-		if a.Filename == path {
-			return a, true
-		}
-	}
-	return swap.SwapArea{}, false
 }
 
 // testSwapPriority is a swap priority above every area already active, so that the kernel

@@ -348,6 +348,20 @@ func (d *daemon) exited(timeout time.Duration) bool {
 	}
 }
 
+// startCommand starts cmd with its output in a syncBuffer, which the test may read while cmd
+// runs, and returns the channel its exit comes on.
+func startCommand(t testing.TB, cmd *exec.Cmd) (*syncBuffer, <-chan error) {
+	t.Helper()
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	return out, exited
+}
+
 // syncBuffer collects a child's output while tests read it.
 type syncBuffer struct {
 	mu sync.Mutex

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/swapfs/swapfs/swap"
 	"github.com/swapfs/swapfs/swap/swaptest"
 )
 
@@ -31,7 +32,7 @@ func watchSwap(dev string) *swapWatch {
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			if a, _ := activeSwap(dev); a.UsedKiB > 0 {
+			if a, _ := swap.ActiveSwapNamed(dev); a.UsedKiB > 0 {
 				w.mu.Lock()
 				w.maxUsed = max(w.maxUsed, a.UsedKiB<<10)
 				w.mu.Unlock()

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -55,7 +54,7 @@ func releaseSwap(t testing.TB, dev string) {
 
 // swapActive reports whether dev is in /proc/swaps.
 func swapActive(dev string) bool {
-	_, on := activeSwap(dev)
+	_, on := swap.ActiveSwapNamed(dev)
 	return on
 }
 
@@ -272,7 +271,7 @@ func TestSwapfileActiveSemantics(t *testing.T) {
 	if lbs, _ := os.ReadFile("/sys/block/" + base + "/queue/logical_block_size"); strings.TrimSpace(string(lbs)) != "4096" {
 		t.Errorf("%s logical block size %q, want 4096", sw.dev, lbs)
 	}
-	if a, on := activeSwap(sw.dev); !on || a.Priority != 5 {
+	if a, on := swap.ActiveSwapNamed(sw.dev); !on || a.Priority != 5 {
 		t.Errorf("/proc/swaps does not show %s with mkswapfile's priority 5: %s", sw.dev, strings.Join(swapAreas(), "; "))
 	}
 	status := swapStatus(t, m)
@@ -549,13 +548,7 @@ func TestMkswapfileInterrupted(t *testing.T) {
 	f := filepath.Join(m.Dir, "big")
 	cmd := exec.Command(swapfsBin, "mkswapfile", "--size", "1G", f)
 	cmd.Env = append(os.Environ(), "SWAPFS_LOG_DIR="+m.logDir)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	out, exited := startCommand(t, cmd)
 	// The file appears once the signal handler is in; writing 1 GiB takes far longer than
 	// this poll.
 	for deadline := time.Now().Add(cmdTimeout); ; time.Sleep(time.Millisecond) {
@@ -604,15 +597,11 @@ func TestSwaponInterrupted(t *testing.T) {
 	for i := 0; i < 24; i++ {
 		cmd := exec.Command(swapfsBin, "swapon", f)
 		cmd.Env = append(os.Environ(), "SWAPFS_LOG_DIR="+m.logDir)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		_, exited := startCommand(t, cmd)
 		// Spread over the command's life (a few milliseconds), so that some land between
 		// the attach and swapon.
 		time.Sleep(time.Duration(i%12) * time.Millisecond / 2)
 		cmd.Process.Signal(syscall.SIGINT)
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
 		select {
 		case <-exited:
 		case <-time.After(cmdTimeout):
@@ -690,7 +679,7 @@ func TestSwapMountOption(t *testing.T) {
 		if !f.Active {
 			t.Errorf("%s is not active after the mount: %+v; swap areas: %s", f.Path, f, strings.Join(swapAreas(), "; "))
 		}
-		if a, on := activeSwap(f.Loop); f.Path == "/sw" && (!on || a.Priority != 7) {
+		if a, on := swap.ActiveSwapNamed(f.Loop); f.Path == "/sw" && (!on || a.Priority != 7) {
 			t.Errorf("/sw is not active with priority 7: %s", strings.Join(swapAreas(), "; "))
 		}
 	}
@@ -725,17 +714,11 @@ func TestSwapDaemonKilled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := cg.Command(ctx, bin, "-size", "192", "-rounds", "1000", "-timeout", "2m")
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	out, done := startCommand(t, cmd)
 	// Wait until the workload has pages in the swapfile.
 	deadline := time.Now().Add(time.Minute)
 	for {
-		if a, _ := activeSwap(sw.dev); a.UsedKiB<<10 >= 32<<20 {
+		if a, _ := swap.ActiveSwapNamed(sw.dev); a.UsedKiB<<10 >= 32<<20 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -875,7 +858,7 @@ func TestSwapUsableSizeIsHeaders(t *testing.T) {
 	if len(st.Swap.Files) != 1 || !st.Swap.Files[0].Active || st.Swap.Files[0].Usable != 16<<20 {
 		t.Errorf("status %+v: want it active with 16 MiB usable", st.Swap.Files)
 	}
-	if a, on := activeSwap(sw.dev); !on || a.SizeKiB != 16<<10-4 {
+	if a, on := swap.ActiveSwapNamed(sw.dev); !on || a.SizeKiB != 16<<10-4 {
 		t.Errorf("the kernel swaps %d KiB of %s (on: %v), want %d (the header's pages less the header)", a.SizeKiB, sw.dev, on, 16<<10-4)
 	}
 }

@@ -622,17 +622,14 @@ func (s *Store) freeInode(tx *bolt.Tx, ino uint64) error {
 		return err
 	}
 	s.queueFree(removed)
-	c := tx.Bucket(bucketXattrs).Cursor()
-	prefix := inoKey(ino)
-	var names [][]byte
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		names = append(names, append([]byte(nil), k...))
-	}
-	for _, k := range names {
-		if err := tx.Bucket(bucketXattrs).Delete(k); err != nil {
+	var names []string // deleted after the walk: a cursor must not see its bucket change
+	forEachXattr(tx, ino, func(name, _ []byte) { names = append(names, string(name)) })
+	for _, name := range names {
+		if err := tx.Bucket(bucketXattrs).Delete(xattrKey(ino, name)); err != nil {
 			return err
 		}
 	}
+	prefix := inoKey(ino)
 	for _, b := range [][]byte{bucketSymlinks, bucketOrphans, bucketInodes} {
 		if err := tx.Bucket(b).Delete(prefix); err != nil {
 			return fmt.Errorf("free inode %d: %w", ino, err)

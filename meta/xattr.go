@@ -76,16 +76,23 @@ func (s *Store) SetXattr(ino uint64, name string, value []byte, flags uint32) er
 // xattrUse is how many bytes the names (each with its NUL) and the values of ino's xattrs
 // take, leaving out the xattr except.
 func xattrUse(tx *bolt.Tx, ino uint64, except string) (names, values int) {
+	forEachXattr(tx, ino, func(name, v []byte) {
+		if string(name) != except {
+			names += len(name) + 1
+			values += len(v) - 1 // the record version byte
+		}
+	})
+	return names, values
+}
+
+// forEachXattr calls fn with the name and stored value of each xattr of ino, in name order;
+// both are bbolt's, valid only in the transaction.
+func forEachXattr(tx *bolt.Tx, ino uint64, fn func(name, value []byte)) {
 	prefix := inoKey(ino)
 	c := tx.Bucket(bucketXattrs).Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		if string(k[8:]) == except {
-			continue
-		}
-		names += len(k) - 8 + 1
-		values += len(v) - 1 // the record version byte
+		fn(k[len(prefix):], v)
 	}
-	return names, values
 }
 
 // ListXattr returns the xattr names of ino, sorted.
@@ -95,11 +102,7 @@ func (s *Store) ListXattr(ino uint64) ([]string, error) {
 		if _, err := getInode(tx, ino); err != nil {
 			return err
 		}
-		prefix := inoKey(ino)
-		c := tx.Bucket(bucketXattrs).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			names = append(names, string(k[8:]))
-		}
+		forEachXattr(tx, ino, func(name, _ []byte) { names = append(names, string(name)) })
 		return nil
 	})
 	sort.Strings(names)

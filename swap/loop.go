@@ -90,7 +90,7 @@ func attachLoop(path string, opts LoopOptions) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		dev := "/dev/loop" + strconv.Itoa(n)
+		dev := loopDevice(n)
 		err = configureLoop(dev, n, mode, &cfg)
 		if err == nil {
 			return dev, nil
@@ -257,24 +257,18 @@ func LoopsBacking(dev, ino uint64) ([]LoopInfo, error) {
 // the loop devices whose backing file's path, as sysfs shows it, lies under dir are asked
 // for their inode, so no other filesystem's daemon is called into.
 func LoopsBackingIn(dir string, dev, ino uint64) ([]LoopInfo, error) {
-	prefix := strings.TrimSuffix(dir, "/") + "/"
-	under := func(n int) bool {
-		backing, err := readSysfs(loopSysfs(n) + "backing_file")
-		return err == nil && strings.HasPrefix(backing, prefix) // else unbound, or elsewhere
-	}
-	return scanLoops(under, backedBy(dev, ino), false)
+	return scanLoops(backedUnder([]string{dir}), backedBy(dev, ino), false)
 }
 
 // SwapLoopsBacking returns the swap areas among areas (as ActiveSwaps lists them) that are
 // loop devices backed by the inode (dev, ino). A loop device is recognised by its device
 // number, whatever its node is called, and its backing file by the inode, whatever path it
 // was attached by: through a bind mount too, which a match on the mountpoint's path misses,
-// letting changes through to an active swapfile. Only loop devices whose backing file lies
-// under a mount of the filesystem dev (in this mount namespace) are asked for its inode:
-// asking stats the file (the caveat of Loops), and one that lies elsewhere is not (dev, ino).
+// letting changes through to an active swapfile. As in LoopsBackingIn, only loop devices
+// whose backing file lies under a mount of the filesystem dev (in this mount namespace) are
+// asked for its inode.
 func SwapLoopsBacking(areas []SwapArea, dev, ino uint64) ([]SwapArea, error) {
-	var out []SwapArea
-	var under []string // mountpoints of the filesystem dev, read once a loop device is seen
+	swapLoops := map[string]SwapArea{} // by loop device, as LoopInfo names it
 	for _, a := range areas {
 		if a.Type != "partition" {
 			continue // a swapfile of a native filesystem: never a loop device
@@ -287,28 +281,28 @@ func SwapLoopsBacking(areas []SwapArea, dev, ino uint64) ([]SwapArea, error) {
 			}
 			continue // a node removed since swapon, or not in this /dev: not a loop device we can tell
 		}
-		if !ok {
-			continue
+		if ok {
+			swapLoops[loopDevice(n)] = a
 		}
-		if under == nil {
-			if under, err = mountpointsOf(dev); err != nil {
-				return nil, err
-			}
-		}
-		backing, err := readSysfs(loopSysfs(n) + "backing_file")
-		if err != nil || !underAny(backing, under) {
-			continue // detached meanwhile, or backed by another filesystem
-		}
-		_, match, err := loopInfo(n, backedBy(dev, ino))
-		if overDeadMount(err) {
-			continue // over a mount whose daemon is gone: not over the live file (dev, ino)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("swap area %s: %w", a.Filename, err)
-		}
-		if match {
-			out = append(out, a)
-		}
+	}
+	if len(swapLoops) == 0 {
+		return nil, nil // the common case: nothing to ask, not even the mount table
+	}
+	dirs, err := mountpointsOf(dev)
+	if err != nil {
+		return nil, err
+	}
+	under := backedUnder(dirs)
+	loops, err := scanLoops(func(n int) bool {
+		_, isSwap := swapLoops[loopDevice(n)]
+		return isSwap && under(n)
+	}, backedBy(dev, ino), false)
+	if err != nil {
+		return nil, err
+	}
+	var out []SwapArea
+	for _, l := range loops {
+		out = append(out, swapLoops[l.Device])
 	}
 	return out, nil
 }
@@ -329,13 +323,21 @@ func mountpointsOf(dev uint64) ([]string, error) {
 	return dirs, nil
 }
 
-func underAny(path string, dirs []string) bool {
-	for _, d := range dirs {
-		if strings.HasPrefix(path, strings.TrimSuffix(d, "/")+"/") {
-			return true
+// backedUnder keeps the loop devices whose backing file's path, as sysfs shows it, lies
+// under one of dirs; unbound ones and ones backed elsewhere are left out.
+func backedUnder(dirs []string) func(n int) bool {
+	return func(n int) bool {
+		backing, err := readSysfs(loopSysfs(n) + "backing_file")
+		if err != nil {
+			return false
 		}
+		for _, d := range dirs {
+			if strings.HasPrefix(backing, strings.TrimSuffix(d, "/")+"/") {
+				return true
+			}
+		}
+		return false
 	}
-	return false
 }
 
 // loopIndex returns N when the block device node path is whole loop device N (loop
@@ -433,7 +435,7 @@ func loopInfo(n int, match func(*unix.LoopInfo64) bool) (info LoopInfo, ok bool,
 		}
 		return info, false, err
 	}
-	dev := "/dev/loop" + strconv.Itoa(n)
+	dev := loopDevice(n)
 	// Never O_EXCL: swap holds its device exclusively, and so does a mount.
 	lo, err := unix.Open(dev, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -482,6 +484,8 @@ func loopInfo(n int, match func(*unix.LoopInfo64) bool) (info LoopInfo, ok bool,
 }
 
 // loopSysfs is the directory of loop device n's loop attributes, with a trailing slash.
+func loopDevice(n int) string { return "/dev/loop" + strconv.Itoa(n) }
+
 func loopSysfs(n int) string { return "/sys/block/loop" + strconv.Itoa(n) + "/loop/" }
 
 // readSysfs returns a sysfs attribute without its trailing newline.

@@ -35,6 +35,18 @@ func ActiveSwaps() ([]SwapArea, error) {
 	return areas, nil
 }
 
+// ActiveSwapNamed returns the area /proc/swaps lists under name, if any; an unreadable
+// /proc/swaps lists none.
+func ActiveSwapNamed(name string) (SwapArea, bool) {
+	areas, _ := ActiveSwaps()
+	for _, a := range areas {
+		if a.Filename == name {
+			return a, true
+		}
+	}
+	return SwapArea{}, false
+}
+
 // IsActiveSwap reports whether dev is in use as swap. dev may be any name of the device
 // (a symlink, a relative path): when its name is not listed it is compared by device number
 // with the listed block devices, and a regular file by inode.

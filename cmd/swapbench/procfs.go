@@ -129,16 +129,6 @@ func readSwaps() []swap.SwapArea {
 	return areas
 }
 
-// swapAreaOf returns the /proc/swaps entry named name.
-func swapAreaOf(name string) (swap.SwapArea, bool) {
-	for _, a := range readSwaps() {
-		if a.Filename == name {
-			return a, true
-		}
-	}
-	return swap.SwapArea{}, false
-}
-
 // processCPU returns pid's user+system CPU time so far, in seconds.
 func processCPU(pid int) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))

@@ -314,7 +314,7 @@ func startSampler(dev string, pid int) *sampler {
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			a, _ := swapAreaOf(dev)
+			a, _ := swap.ActiveSwapNamed(dev)
 			var rss int64
 			if pid > 0 {
 				rss, _ = processRSS(pid)

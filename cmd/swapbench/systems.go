@@ -438,7 +438,7 @@ func (b *bench) swapOff(ctx context.Context) error {
 func swapoffIfActive(ctx context.Context, name string) error {
 	var err error
 	for try := 0; try < 3; try++ {
-		if _, on := swapAreaOf(name); !on {
+		if _, on := swap.ActiveSwapNamed(name); !on {
 			return nil
 		}
 		if _, err = runCmd(ctx, swapoffTimeout, nil, "swapoff", name); err == nil {
@@ -446,7 +446,7 @@ func swapoffIfActive(ctx context.Context, name string) error {
 		}
 		time.Sleep(time.Second)
 	}
-	if _, on := swapAreaOf(name); !on {
+	if _, on := swap.ActiveSwapNamed(name); !on {
 		return nil
 	}
 	return err

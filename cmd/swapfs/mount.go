@@ -282,7 +282,7 @@ func openStore(req mountRequest, logger *slog.Logger, rep *reporter) (*meta.Stor
 }
 
 // catchSignals makes SIGTERM and SIGINT arrive on the channel it returns instead of ending
-// the process, for as long as the process lives.
+// the process, until signal.Stop of the channel (the daemon never stops it).
 func catchSignals() chan os.Signal {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)

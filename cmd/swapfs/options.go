@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/swapfs/swapfs/fs"
 )
 
 // mountOptions is what a -o string asks for.
@@ -54,15 +56,6 @@ func parseSwapOption(v string) (swapOption, error) {
 	return o, nil
 }
 
-// kernelOptions are understood by the kernel itself (mount(8), "FILESYSTEM-INDEPENDENT
-// MOUNT OPTIONS"); swapfs passes them on.
-var kernelOptions = map[string]bool{
-	"noatime": true, "nodiratime": true, "relatime": true, "strictatime": true,
-	"norelatime": true, "nostrictatime": true, "lazytime": true, "nolazytime": true,
-	"nosuid": true, "suid": true, "nodev": true, "dev": true, "noexec": true, "exec": true,
-	"nosymfollow": true, "sync": true, "async": true, "dirsync": true,
-}
-
 // fstabOptions only mean something to mount(8), systemd or the fstab reader; they reach a
 // helper anyway and must be accepted.
 var fstabOptions = map[string]bool{
@@ -109,7 +102,7 @@ func parseMountOptions(s string, sloppy bool) (mountOptions, error) {
 				return mountOptions{}, err
 			}
 			o.swaps = append(o.swaps, so)
-		case kernelOptions[opt]:
+		case fs.IsKernelOption(opt): // understood by the kernel itself; passed on
 			o.kernel = append(o.kernel, opt)
 		case fstabOptions[opt], fstabValueOptions[name] && hasValue,
 			strings.HasPrefix(strings.ToLower(opt), "x-"): // x-systemd.*, X-mount.mkdir

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -153,8 +152,7 @@ func makeSwapfile(path string, size int64, prio int, label string) (st swap.File
 	if err != nil {
 		return st, err
 	}
-	interrupt := make(chan os.Signal, 1)
-	signal.Notify(interrupt, syscall.SIGINT, syscall.SIGTERM)
+	interrupt := catchSignals()
 	defer signal.Stop(interrupt) // after the removal below: a second Ctrl-C must not cut it short
 	f, err := os.OpenFile(t.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_DIRECT, 0o600)
 	if err != nil {
@@ -324,8 +322,7 @@ func swaponFile(path string, prio int, discard bool) (string, int, error) {
 	}
 	// SIGINT or SIGTERM between the attach and swapon would leave the loop device attached,
 	// holding the file's one writer: caught, it detaches it again.
-	interrupt := make(chan os.Signal, 1)
-	signal.Notify(interrupt, syscall.SIGINT, syscall.SIGTERM)
+	interrupt := catchSignals()
 	defer signal.Stop(interrupt)
 	dev, err := swap.AttachLoop(t.path, swap.LoopOptions{BlockSize: swap.PageSize})
 	if err != nil {
