@@ -20,7 +20,7 @@ func (n *Node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 	if sf, m := n.fs.swap.pinned(n.ino); sf != nil {
 		return n.swapReadAt(sf, m, dest, off)
 	}
-	n.fs.huge.back(dest)
+	n.fs.huge.Back(dest)
 	nr, err := n.fs.store.ReadAt(n.ino, dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, n.errno("read", err)
@@ -70,7 +70,7 @@ func (n *Node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off in
 			}
 		}
 	}
-	n.fs.huge.back(data)
+	n.fs.huge.Back(data)
 	written, _, err := n.fs.store.WriteAt(n.ino, data, off)
 	n.changed()
 	if err != nil {
@@ -157,7 +157,7 @@ func (n *Node) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, offIn ui
 	defer dst.changed()
 	bufp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bufp)
-	n.fs.huge.back(*bufp)
+	n.fs.huge.Back(*bufp)
 	length = min(length, maxCopy)
 	var done uint64
 	for done < length {

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// hugeBuffers moves the buffers of regular-file I/O (go-fuse's WRITE payloads and READ
+// HugeBuffers moves the buffers of regular-file I/O (go-fuse's WRITE payloads and READ
 // destinations, our copy_file_range buffer) onto transparent huge pages, the first time
 // each is seen.
 //
@@ -35,7 +35,7 @@ import (
 // swapfile of the mount is attached to a loop device: reclaim started by the daemon could
 // then need swap I/O that only the daemon can serve. A refused collapse (THP "never", an
 // older kernel, a region that is not one plain mapping) costs speed only.
-type hugeBuffers struct {
+type HugeBuffers struct {
 	size uintptr // 2 MiB, or 0: no collapsing at all
 	// swapAttached reports whether the mount may be serving swap now; nil means never.
 	swapAttached func() bool
@@ -68,8 +68,11 @@ const (
 	retryAfter = time.Second
 )
 
-func newHugeBuffers(swapAttached func() bool) *hugeBuffers {
-	h := &hugeBuffers{swapAttached: swapAttached, regions: make(map[uintptr]regionState)}
+// NewHugeBuffers collapses buffers while swapAttached (nil: never) reports no swapfile of
+// the mount attached. swapbench's FUSE floor uses it too, so that its daemon receives
+// requests as swapfs does.
+func NewHugeBuffers(swapAttached func() bool) *HugeBuffers {
+	h := &HugeBuffers{swapAttached: swapAttached, regions: make(map[uintptr]regionState)}
 	if thpUsable() {
 		h.size = hugeSize
 	}
@@ -91,8 +94,8 @@ func thpUsable() bool {
 	return !strings.Contains(os.Getenv("GODEBUG"), "disablethp=1")
 }
 
-// back collapses the regions p spans that are due.
-func (h *hugeBuffers) back(p []byte) {
+// Back collapses the regions p spans that are due. A nil HugeBuffers does nothing.
+func (h *HugeBuffers) Back(p []byte) {
 	if h == nil || h.size == 0 || len(p) < hugeMin {
 		return
 	}
@@ -116,7 +119,7 @@ func (h *hugeBuffers) back(p []byte) {
 }
 
 // due reports whether region should be collapsed now.
-func (h *hugeBuffers) due(region uintptr, now int64) bool {
+func (h *HugeBuffers) due(region uintptr, now int64) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	st, ok := h.regions[region]
@@ -124,7 +127,7 @@ func (h *hugeBuffers) due(region uintptr, now int64) bool {
 }
 
 // record notes the outcome of a collapse of region.
-func (h *hugeBuffers) record(region uintptr, err error, now int64) {
+func (h *HugeBuffers) record(region uintptr, err error, now int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.regions) >= maxHugeRegions {

@@ -16,7 +16,7 @@ import (
 // seeing it again costs no system call and no allocation; small buffers, and any buffer
 // while a swapfile is attached, are left alone.
 func TestHugeBuffers(t *testing.T) {
-	h := newHugeBuffers(nil)
+	h := NewHugeBuffers(nil)
 	if h.size == 0 {
 		t.Skip("2 MiB transparent huge pages are off on this machine (/sys/kernel/mm/transparent_hugepage)")
 	}
@@ -28,7 +28,7 @@ func TestHugeBuffers(t *testing.T) {
 	if onHugePage(t, addr) {
 		t.Skip("the Go heap is on huge pages already (THP \"always\"): nothing for back to do")
 	}
-	h.back(buf)
+	h.Back(buf)
 	if !onHugePage(t, addr) {
 		err := collapse(addr&^(hugeSize-1), hugeSize)
 		switch {
@@ -50,17 +50,17 @@ func TestHugeBuffers(t *testing.T) {
 	if h.due(addr&^(hugeSize-1), time.Now().UnixNano()) {
 		t.Error("the buffer's region is still due: every request would collapse it again")
 	}
-	if a := testing.AllocsPerRun(100, func() { h.back(buf) }); a != 0 {
+	if a := testing.AllocsPerRun(100, func() { h.Back(buf) }); a != 0 {
 		t.Errorf("back of a known buffer: %v allocations, want 0", a)
 	}
 
-	small := newHugeBuffers(nil)
-	small.back(make([]byte, 4096))
+	small := NewHugeBuffers(nil)
+	small.Back(make([]byte, 4096))
 	if len(small.regions) != 0 {
 		t.Errorf("a 4 KiB buffer was collapsed (%d regions): small requests should leave the heap alone", len(small.regions))
 	}
-	attached := newHugeBuffers(func() bool { return true })
-	attached.back(make([]byte, 1<<20))
+	attached := NewHugeBuffers(func() bool { return true })
+	attached.Back(make([]byte, 1<<20))
 	if len(attached.regions) != 0 {
 		t.Error("a buffer was collapsed while a swapfile was attached")
 	}
@@ -69,7 +69,7 @@ func TestHugeBuffers(t *testing.T) {
 // TestHugeRegionRetries: a collapse refused for a passing reason is tried again after a
 // while, a bounded number of times; one refused for good, or done, is not.
 func TestHugeRegionRetries(t *testing.T) {
-	h := &hugeBuffers{size: hugeSize, regions: make(map[uintptr]regionState)}
+	h := &HugeBuffers{size: hugeSize, regions: make(map[uintptr]regionState)}
 	const r = 4 << 20
 	now := int64(1e18)
 	for try := 1; try <= maxTries; try++ {

@@ -78,7 +78,7 @@ func Mount(store *meta.Store, mountpoint string, opts Options) (*Server, error) 
 	}
 	fsys := &filesystem{store: store, log: log, atime: atimePolicyOf(flags), open: make(map[uint64]int),
 		swap: newSwapFiles(store), mounted: true}
-	fsys.huge = newHugeBuffers(fsys.swap.attached)
+	fsys.huge = NewHugeBuffers(fsys.swap.attached)
 	if err := fsys.swap.repinAll(log); err != nil {
 		return nil, fmt.Errorf("pin the store's swapfiles: %w", err)
 	}
@@ -90,19 +90,10 @@ func Mount(store *meta.Store, mountpoint string, opts Options) (*Server, error) 
 	gopts := &gofs.Options{
 		MountOptions: fuse.MountOptions{
 			// Root serves every user, as ext4 does; the kernel checks permissions.
-			AllowOther:    true,
-			Options:       []string{"default_permissions"},
-			Name:          "swapfs", // /proc/mounts type: fuse.swapfs
-			FsName:        opts.FsName,
-			MaxWrite:      maxWrite,
-			MaxBackground: maxBackground,
-			// Asynchronous direct I/O (io_submit, and the loop driver, which submits its
-			// direct I/O as aio) reaches us as parallel requests, instead of the kernel
-			// waiting for each before it sends the next.
-			ExtraCapabilities: fuse.CAP_ASYNC_DIO,
-			// go-fuse would splice READ replies through a pipe; swapfs's replies are already
-			// in memory, so that is one more copy and two more syscalls per READ.
-			DisableSplice:     true,
+			AllowOther:        true,
+			Options:           []string{"default_permissions"},
+			Name:              "swapfs", // /proc/mounts type: fuse.swapfs
+			FsName:            opts.FsName,
 			DirectMount:       true,
 			DirectMountStrict: true,
 			DirectMountFlags:  flags,
@@ -116,6 +107,7 @@ func Mount(store *meta.Store, mountpoint string, opts Options) (*Server, error) 
 		RootStableAttr:  &gofs.StableAttr{Ino: meta.RootIno, Gen: root.Gen},
 		Logger:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	SetTransferOptions(&gopts.MountOptions)
 	// gofs.Mount, with the node tree's raw filesystem wrapped.
 	raw := &killPrivFS{RawFileSystem: gofs.NewNodeFS(&Node{fs: fsys, ino: meta.RootIno}, gopts), store: store}
 	server, err := fuse.NewServer(raw, mountpoint, &gopts.MountOptions)
@@ -143,6 +135,21 @@ func Mount(store *meta.Store, mountpoint string, opts Options) (*Server, error) 
 		fsys.swap.mountpoint = abs
 	}
 	return &Server{Server: server, fsys: fsys}, nil
+}
+
+// SetTransferOptions sets how requests move between the kernel and the daemon, as swapfs
+// mounts: swapbench's FUSE floor mounts with them too, so that it measures what a swapfs
+// request costs before the daemon does any I/O.
+func SetTransferOptions(o *fuse.MountOptions) {
+	o.MaxWrite = maxWrite
+	o.MaxBackground = maxBackground
+	// Asynchronous direct I/O (io_submit, and the loop driver, which submits its direct I/O
+	// as aio) reaches us as parallel requests, instead of the kernel waiting for each before
+	// it sends the next.
+	o.ExtraCapabilities |= fuse.CAP_ASYNC_DIO
+	// go-fuse would splice READ replies through a pipe; swapfs's replies are already in
+	// memory, so that is one more copy and two more syscalls per READ.
+	o.DisableSplice = true
 }
 
 // kernelFlags maps mount(8)'s filesystem-independent options to mount(2) flags: with a

@@ -20,7 +20,7 @@ type filesystem struct {
 	log   *slog.Logger
 	atime atimePolicy
 	swap  *swapFiles
-	huge  *hugeBuffers // nil: buffers stay as the heap backs them
+	huge  *HugeBuffers // nil: buffers stay as the heap backs them
 	// mounted: served by go-fuse, so nodes can notify the kernel (tests use nodes without).
 	mounted bool
 

@@ -33,12 +33,13 @@ func newFileHandle(n *Node, flags uint32) *fileHandle {
 	return h
 }
 
-// openFlags chooses how the kernel caches an open file. The page cache is kept across opens
+// OpenFlags chooses how the kernel caches an open file. The page cache is kept across opens
 // (FOPEN_KEEP_CACHE): every change passes through this mount, so it cannot go stale, and
 // the kernel still drops it when it sees size or mtime move (FUSE_AUTO_INVAL_DATA). O_DIRECT
 // bypasses the cache, as libfuse's passthrough_hp does. FLUSH is not needed: close(2) has
-// nothing to commit that write(2) has not handed to the store already.
-func openFlags(flags uint32) uint32 {
+// nothing to commit that write(2) has not handed to the store already. (swapbench's FUSE
+// floor opens its file with the same flags.)
+func OpenFlags(flags uint32) uint32 {
 	if flags&syscall.O_DIRECT != 0 {
 		return fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH
 	}
@@ -87,7 +88,7 @@ func (n *Node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	if n.fs.swap.isPinned(n.ino) {
 		return newFileHandle(n, flags), swapOpenFlags, 0
 	}
-	return newFileHandle(n, flags), openFlags(flags), 0
+	return newFileHandle(n, flags), OpenFlags(flags), 0
 }
 
 // Create creates a regular file and opens it. The kernel sends CREATE only for a name it
@@ -98,7 +99,7 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	return child, newFileHandle(child.Operations().(*Node), flags), openFlags(flags), 0
+	return child, newFileHandle(child.Operations().(*Node), flags), OpenFlags(flags), 0
 }
 
 // Tmpfile makes a regular file that is in no directory and opens it, for open(2) with
@@ -116,7 +117,7 @@ func (n *Node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse
 		return nil, nil, 0, n.errno("tmpfile", err)
 	}
 	child := n.newChild(ctx, &in, out)
-	return child, newFileHandle(child.Operations().(*Node), flags), openFlags(flags), 0
+	return child, newFileHandle(child.Operations().(*Node), flags), OpenFlags(flags), 0
 }
 
 // releaseDelay holds back every RELEASE by this many nanoseconds. Only tests set it, to

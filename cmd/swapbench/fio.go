@@ -157,7 +157,11 @@ func (j fioJob) p99us(r fioResult) float64 {
 // filesystem in turn, rounds times.
 func (b *bench) runFioBench(ctx context.Context) {
 	var fss []fsys
-	for _, f := range b.filesystems() {
+	all := b.filesystems()
+	if b.floor != nil {
+		all = append(all, fsys{floorName, b.floor.dir})
+	}
+	for _, f := range all {
 		b.logf("fio: laying out %d MiB on %s", b.sz.fioFile>>20, f.name)
 		if err := b.fioLayout(ctx, f.dir); err != nil {
 			b.res.fail(fioCase, f.name, "layout: "+err.Error())
@@ -171,6 +175,9 @@ func (b *bench) runFioBench(ctx context.Context) {
 			for _, f := range fss {
 				if ctx.Err() != nil {
 					return
+				}
+				if f.name == floorName && !j.onFloor() {
+					continue
 				}
 				b.fioRun(ctx, j, f, round)
 			}

@@ -129,6 +129,7 @@ type bench struct {
 
 	swapfs *swapfsMount
 	gofuse *gofuseMount
+	floor  *fuseDaemon // benchmark 2's FUSE floor; nil when fio does not run
 	// gofusePassthrough says whether go-fuse's loopback serves file data through FUSE
 	// passthrough on this machine: "on", "off" or why it is unknown.
 	gofusePassthrough string
@@ -165,6 +166,9 @@ func (b *bench) note(parts ...string) {
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "meta-worker" {
 		os.Exit(metaWorker(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == floorName {
+		os.Exit(floorWorker(os.Args[2:]))
 	}
 	os.Exit(run(os.Args[1:]))
 }
@@ -330,8 +334,13 @@ func (b *bench) setup(ctx context.Context) error {
 	default:
 		b.gofusePassthrough = "off"
 	}
-	if err := b.mountGofuse(ctx); err != nil {
+	if err := b.mountGofuse(); err != nil {
 		return fmt.Errorf("go-fuse loopback: %w", err)
+	}
+	if b.cfg.only["fio"] {
+		if err := b.mountFloor(); err != nil {
+			return fmt.Errorf("FUSE floor: %w", err)
+		}
 	}
 	return nil
 }

@@ -132,3 +132,44 @@ func TestStreamAnalysis(t *testing.T) {
 		}
 	}
 }
+
+// TestFloorAnalysis: with ext4 at 4000 MiB/s (250 µs per MiB) and the floor at 5000 MiB/s
+// (200 µs), 0.9× leaves 27.8 µs per MiB and the floor takes 7.2 times that; a daemon doing
+// ext4's write on top reaches 250/450 = 0.56×. A floor within the budget draws no verdict.
+func TestFloorAnalysis(t *testing.T) {
+	b := &bench{res: newResults()}
+	if got := b.floorAnalysis(); got != nil {
+		t.Errorf("without results: %q, want nothing", got)
+	}
+	for sys, v := range map[string][2]float64{"ext4": {4000, 4000}, subject: {2000, 3900}, floorName: {5000, 8000}} {
+		b.res.add(fioCase, sys, map[string]float64{"seqwrite_direct_1m": v[0], "seqwrite_direct_1m_qd16": v[1]})
+	}
+	got := strings.Join(b.floorAnalysis(), "\n")
+	for _, want := range []string{"200 µs per MiB on the floor", "ext4 takes 250 µs per MiB", "leaves 27.8 µs per MiB",
+		"takes 7.20× of that", "would reach 0.56× ext4", "swapfs took 500 µs per MiB (0.50× ext4), 300 µs per MiB above the floor",
+		"at most 77.8 µs per MiB (0.31× of ext4's)", "no daemon that serves the data itself", "carries write 2.00×"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("analysis %q lacks %q", got, want)
+		}
+	}
+	if strings.Contains(got, "O_DIRECT read") {
+		t.Errorf("analysis %q speaks of reads, which were not measured", got)
+	}
+
+	slow := &bench{res: newResults()} // a disk slow enough for the floor to fit the budget
+	for sys, v := range map[string]float64{"ext4": 200, subject: 190, floorName: 5000} {
+		slow.res.add(fioCase, sys, map[string]float64{"seqwrite_direct_1m": v})
+	}
+	if got := strings.Join(slow.floorAnalysis(), "\n"); got == "" || strings.Contains(got, "no daemon") || strings.Contains(got, "only because") {
+		t.Errorf("slow disk: %q, want the numbers without a verdict", got)
+	}
+
+	// Above 0.9× although the floor exceeds the budget: the daemon's own I/O made up for it.
+	fast := &bench{res: newResults()}
+	for sys, v := range map[string]float64{"ext4": 1200, subject: 1300, floorName: 5000} {
+		fast.res.add(fioCase, sys, map[string]float64{"seqread_direct_1m": v})
+	}
+	if got := strings.Join(fast.floorAnalysis(), "\n"); !strings.Contains(got, "meets 0.9× only because") || strings.Contains(got, "no daemon") {
+		t.Errorf("swapfs above 0.9×: %q, want it explained, without the verdict", got)
+	}
+}

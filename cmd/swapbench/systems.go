@@ -118,50 +118,91 @@ func (b *bench) swapfsStatus(ctx context.Context, m *swapfsMount) (swapfsStatus,
 	return parseSwapfsStatus([]byte(out))
 }
 
+// fuseDaemon is a FUSE daemon the bench runs in the foreground and mounts on dir.
+type fuseDaemon struct {
+	name, dir string
+	cmd       *exec.Cmd
+	exited    chan struct{}
+}
+
+// startFuseDaemon runs bin with args, logging to the workdir's log/LOGNAME, and waits until
+// dir is mounted with type mountType; the teardown unmounts it.
+func (b *bench) startFuseDaemon(name, logName, mountType, dir, bin string, args ...string) (*fuseDaemon, error) {
+	d := &fuseDaemon{name: name, dir: dir, exited: make(chan struct{})}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(b.work, "log", logName))
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	// Not tied to ctx: the daemon must outlive a cancelled bench until its swap is off.
+	d.cmd = exec.Command(bin, args...)
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := d.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { d.cmd.Wait(); close(d.exited) }()
+	b.undo.push(name+" mount "+dir, func(ctx context.Context) error { return d.stop(ctx) })
+	deadline := time.Now().Add(30 * time.Second)
+	for fsType(dir) != mountType {
+		select {
+		case <-d.exited:
+			log, _ := os.ReadFile(logf.Name())
+			return nil, fmt.Errorf("%s exited before mounting %s%s", name, dir, tail(string(log), 600))
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%s did not mount %s in 30s", name, dir)
+		}
+	}
+	return d, nil
+}
+
+// stop unmounts the daemon's mount and waits for it to exit; it is killed if it does not.
+func (d *fuseDaemon) stop(ctx context.Context) error {
+	err := unmount(ctx, d.dir)
+	select {
+	case <-d.exited:
+		return err
+	case <-time.After(unmountTimeout):
+	}
+	d.cmd.Process.Kill()
+	<-d.exited
+	return errors.Join(err, fmt.Errorf("%s (pid %d) still ran %v after the unmount; killed", d.name, d.cmd.Process.Pid, unmountTimeout))
+}
+
+func (d *fuseDaemon) pid() int {
+	select {
+	case <-d.exited:
+		return 0
+	default:
+		return d.cmd.Process.Pid
+	}
+}
+
 // gofuseMount is go-fuse's example/loopback over a directory of the workdir.
 type gofuseMount struct {
-	backing, dir string
-	cmd          *exec.Cmd
-	exited       chan struct{}
+	*fuseDaemon
+	backing string
 }
 
 // mountGofuse starts the loopback daemon in the foreground (it has no daemon mode) and
 // waits for the mount. It mounts with mount(2) itself (-directmountstrict: no fusermount
 // here) and -allow-other, as swapfs mounts.
-func (b *bench) mountGofuse(ctx context.Context) error {
-	m := &gofuseMount{backing: filepath.Join(b.work, "gofuse-backing"), dir: filepath.Join(b.work, "gofuse-mnt"), exited: make(chan struct{})}
-	for _, d := range []string{m.backing, m.dir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
+func (b *bench) mountGofuse() error {
+	backing, dir := filepath.Join(b.work, "gofuse-backing"), filepath.Join(b.work, "gofuse-mnt")
+	if err := os.MkdirAll(backing, 0o755); err != nil {
+		return err
 	}
-	logf, err := os.Create(filepath.Join(b.work, "log", "loopback.log"))
+	d, err := b.startFuseDaemon("go-fuse loopback", "loopback.log", "fuse.loopback", dir,
+		b.bins.loopback, "-directmountstrict", "-allow-other", "-q", dir, backing)
 	if err != nil {
 		return err
 	}
-	defer logf.Close()
-	// Not tied to ctx: the daemon must outlive a cancelled bench until its swap is off.
-	m.cmd = exec.Command(b.bins.loopback, "-directmountstrict", "-allow-other", "-q", m.dir, m.backing)
-	m.cmd.Stdout, m.cmd.Stderr = logf, logf
-	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := m.cmd.Start(); err != nil {
-		return err
-	}
-	go func() { m.cmd.Wait(); close(m.exited) }()
-	b.undo.push("go-fuse loopback mount "+m.dir, func(ctx context.Context) error { return b.unmountGofuse(ctx, m) })
-	deadline := time.Now().Add(30 * time.Second)
-	for fsType(m.dir) != "fuse.loopback" {
-		select {
-		case <-m.exited:
-			log, _ := os.ReadFile(logf.Name())
-			return fmt.Errorf("go-fuse loopback exited before mounting %s%s", m.dir, tail(string(log), 600))
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("go-fuse loopback did not mount %s in 30s", m.dir)
-		}
-	}
-	b.gofuse = m
+	b.gofuse = &gofuseMount{fuseDaemon: d, backing: backing}
 	return nil
 }
 
@@ -219,27 +260,6 @@ func (b *bench) probeGofusePassthrough(ctx context.Context) (bool, error) {
 		}
 	}
 	return false, nil
-}
-
-func (b *bench) unmountGofuse(ctx context.Context, m *gofuseMount) error {
-	err := unmount(ctx, m.dir)
-	select {
-	case <-m.exited:
-		return err
-	case <-time.After(unmountTimeout):
-	}
-	m.cmd.Process.Kill()
-	<-m.exited
-	return errors.Join(err, fmt.Errorf("go-fuse loopback (pid %d) still ran %v after the unmount; killed", m.cmd.Process.Pid, unmountTimeout))
-}
-
-func (m *gofuseMount) pid() int {
-	select {
-	case <-m.exited:
-		return 0
-	default:
-		return m.cmd.Process.Pid
-	}
 }
 
 // unmount unmounts dir, a mount of ours, retrying while it is busy (a loop device or a
