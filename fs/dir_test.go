@@ -7,6 +7,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -225,12 +226,33 @@ func TestMknod(t *testing.T) {
 		t.Errorf("read %d bytes from a null device", len(b))
 	}
 	// The fifo works: a writer and a reader meet in the kernel.
-	done := make(chan error, 1)
-	go func() { done <- os.WriteFile(m.path("fifo"), []byte("through the pipe"), 0) }()
+	var writeErr error
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		writeErr = os.WriteFile(m.path("fifo"), []byte("through the pipe"), 0)
+	}()
+	t.Cleanup(func() {
+		// The writer's open waits for a reader: if the test failed before reading, a
+		// non-blocking reader lets it go, so that it does not hold the mount.
+		if fd, err := unix.Open(m.path("fifo"), unix.O_RDONLY|unix.O_NONBLOCK, 0); err == nil {
+			defer unix.Close(fd)
+		}
+		select {
+		case <-written:
+		case <-time.After(10 * time.Second):
+			t.Errorf("the fifo's writer is still blocked 10s after the test")
+		}
+	})
 	if got := string(readFile(t, m.path("fifo"))); got != "through the pipe" {
 		t.Errorf("fifo read %q", got)
 	}
-	must(t, "fifo write", <-done)
+	select {
+	case <-written:
+		must(t, "fifo write", writeErr)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the fifo's writer did not finish 10s after its reader")
+	}
 }
 
 func TestSymlink(t *testing.T) {

@@ -58,6 +58,7 @@ const (
 type Server struct {
 	*fuse.Server
 	fsys *filesystem
+	root *Node
 }
 
 // Mount serves store at mountpoint with a direct mount(2) (root only; fusermount is not
@@ -109,7 +110,8 @@ func Mount(store *meta.Store, mountpoint string, opts Options) (*Server, error) 
 	}
 	SetTransferOptions(&gopts.MountOptions)
 	// gofs.Mount, with the node tree's raw filesystem wrapped.
-	raw := &killPrivFS{RawFileSystem: gofs.NewNodeFS(&Node{fs: fsys, ino: meta.RootIno}, gopts), store: store}
+	rootNode := &Node{fs: fsys, ino: meta.RootIno}
+	raw := &killPrivFS{RawFileSystem: gofs.NewNodeFS(rootNode, gopts), store: store}
 	server, err := fuse.NewServer(raw, mountpoint, &gopts.MountOptions)
 	if err != nil {
 		return nil, fmt.Errorf("mount fuse.swapfs on %s: %w", mountpoint, err)
@@ -134,7 +136,7 @@ func Mount(store *meta.Store, mountpoint string, opts Options) (*Server, error) 
 		}
 		fsys.swap.mountpoint = abs
 	}
-	return &Server{Server: server, fsys: fsys}, nil
+	return &Server{Server: server, fsys: fsys, root: rootNode}, nil
 }
 
 // SetTransferOptions sets how requests move between the kernel and the daemon, as swapfs

@@ -282,7 +282,7 @@ func TestAttachLoopConcurrent(t *testing.T) {
 	for i := range paths {
 		wg.Go(func() { devs[i], errs[i] = swap.AttachLoop(paths[i], swap.LoopOptions{}) })
 	}
-	wg.Wait()
+	within(t, "concurrent AttachLoop", func() (int, error) { wg.Wait(); return 0, nil })
 	seen := map[string]bool{}
 	for i, err := range errs {
 		if err != nil {

@@ -110,7 +110,7 @@ func TestSwaponSwapoff(t *testing.T) {
 	if err := swapon(t, dev, swap.SwaponOptions{}); !errors.Is(err, unix.EBUSY) {
 		t.Errorf("second swapon: %v, want EBUSY", err)
 	}
-	if err := swap.DetachLoop(dev); !errors.Is(err, unix.EBUSY) {
+	if _, err := within(t, "DetachLoop", func() (int, error) { return 0, swap.DetachLoop(dev) }); !errors.Is(err, unix.EBUSY) {
 		t.Errorf("DetachLoop of active swap: %v, want EBUSY", err)
 	}
 	if !isActive(t, dev) {
@@ -142,7 +142,7 @@ func TestSwaponSwapoff(t *testing.T) {
 		}
 	})
 
-	if err := swap.DetachLoop(dev); err != nil {
+	if _, err := within(t, "DetachLoop", func() (int, error) { return 0, swap.DetachLoop(dev) }); err != nil {
 		t.Fatal(err)
 	}
 }
