@@ -516,6 +516,54 @@ func TestSwapfileActiveThroughBindMount(t *testing.T) {
 	}
 }
 
+// TestSwapfileActiveThroughStackedLoop: swap on a block device stacked on the swapfile's
+// loop device (here another loop device; dm-crypt is the same in sysfs, as a slave) makes
+// the file active swap: changes are refused as for swap on its own loop device, status
+// shows it, and swapfs swapoff takes the stack down.
+func TestSwapfileActiveThroughStackedLoop(t *testing.T) {
+	requireSwapTools(t)
+	m := mountStore(t)
+	f := filepath.Join(m.Dir, "swapfile")
+	mkswapfile(t, m, f, "--size", "16M")
+	losetup := func(backing string, args ...string) string {
+		t.Helper()
+		r := runCmd(cmdTimeout, nil, "losetup", append(append(args, "-f", "--show"), backing)...)
+		dev := strings.TrimSpace(r.out)
+		if r.err != nil || r.code != 0 || !strings.HasPrefix(dev, "/dev/loop") {
+			t.Fatalf("losetup %s: exit %d %v\n%s", backing, r.code, r.err, r.out)
+		}
+		trackLoop(dev, loopBacking(dev))
+		t.Cleanup(func() { releaseSwap(t, dev) })
+		return dev
+	}
+	inner := losetup(f, "--direct-io=on", "--sector-size", "4096")
+	outer := losetup(inner)
+	if r := runCmd(cmdTimeout, nil, "swapon", outer); r.err != nil || r.code != 0 {
+		t.Fatalf("swapon %s (over %s over %s): exit %d %v\n%s", outer, inner, f, r.code, r.err, r.out)
+	}
+	wantRefused(t, "truncate", os.Truncate(f, 0), syscall.ETXTBSY)
+	if fd, err := unix.Open(f, unix.O_WRONLY, 0); err == nil {
+		_, err = unix.Pwrite(fd, []byte("x"), 8192)
+		unix.Close(fd)
+		wantRefused(t, "write through a new fd", err, syscall.ETXTBSY)
+	} else {
+		wantRefused(t, "open for writing", err, syscall.ETXTBSY)
+	}
+	wantRefused(t, "unlink", os.Remove(f), syscall.EPERM)
+	wantRefused(t, "rename", os.Rename(f, f+".moved"), syscall.EPERM)
+	st := swapStatus(t, m)
+	if len(st.Swap.Files) != 1 || !st.Swap.Files[0].Active || st.Swap.Files[0].Loop != outer {
+		t.Errorf("status does not show the file active on %s: %+v", outer, st.Swap.Files)
+	}
+	if r := swapfs(m.logDir, "swapoff", f); r.code != 0 || swapActive(outer) || loopBacking(outer) != "" || loopBacking(inner) != "" {
+		t.Errorf("swapfs swapoff: exit %d, %s still swap %v, %s attached to %q, %s to %q\n%s",
+			r.code, outer, swapActive(outer), outer, loopBacking(outer), inner, loopBacking(inner), r.out)
+	}
+	if err := os.Truncate(f, 0); err != nil {
+		t.Errorf("truncate after swapoff: %v", err)
+	}
+}
+
 // TestMkswapfileENOSPC: item 15: a swapfile larger than the free space fails cleanly.
 func TestMkswapfileENOSPC(t *testing.T) {
 	requireEnv(t)

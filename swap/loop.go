@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -261,27 +262,24 @@ func LoopsBackingIn(dir string, dev, ino uint64) ([]LoopInfo, error) {
 }
 
 // SwapLoopsBacking returns the swap areas among areas (as ActiveSwaps lists them) that are
-// loop devices backed by the inode (dev, ino). A loop device is recognised by its device
-// number, whatever its node is called, and its backing file by the inode, whatever path it
-// was attached by: through a bind mount too, which a match on the mountpoint's path misses,
-// letting changes through to an active swapfile. As in LoopsBackingIn, only loop devices
-// whose backing file lies under a mount of the filesystem dev (in this mount namespace) are
-// asked for its inode.
+// loop devices backed by the inode (dev, ino), or are built on one: dm-crypt or another
+// loop device stacked on the file's loop device makes the file as much swap as swapping on
+// the loop device itself. A loop device is recognised by its device number, whatever its
+// node is called, and its backing file by the inode, whatever path it was attached by:
+// through a bind mount too, which a match on the mountpoint's path misses, letting changes
+// through to an active swapfile. As in LoopsBackingIn, only loop devices whose backing file
+// lies under a mount of the filesystem dev (in this mount namespace) are asked for its inode.
 func SwapLoopsBacking(areas []SwapArea, dev, ino uint64) ([]SwapArea, error) {
 	swapLoops := map[string]SwapArea{} // by loop device, as LoopInfo names it
 	for _, a := range areas {
 		if a.Type != "partition" {
 			continue // a swapfile of a native filesystem: never a loop device
 		}
-		n, ok, err := loopIndex(a.Filename)
+		loops, err := loopsBeneath(a.Filename)
 		if err != nil {
-			if strings.HasPrefix(a.Filename, "/dev/loop") {
-				// Could be ours: a failure to tell must not let a change through.
-				return nil, fmt.Errorf("swap area %s: %w", a.Filename, err)
-			}
-			continue // a node removed since swapon, or not in this /dev: not a loop device we can tell
+			return nil, fmt.Errorf("swap area %s: %w", a.Filename, err)
 		}
-		if ok {
+		for _, n := range loops {
 			swapLoops[loopDevice(n)] = a
 		}
 	}
@@ -302,7 +300,94 @@ func SwapLoopsBacking(areas []SwapArea, dev, ino uint64) ([]SwapArea, error) {
 	}
 	var out []SwapArea
 	for _, l := range loops {
-		out = append(out, swapLoops[l.Device])
+		if a := swapLoops[l.Device]; !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// maxStackDepth bounds the walk down a stack of block devices; the kernel's own limits on
+// stacking (loop over loop, device-mapper) are far below it.
+const maxStackDepth = 16
+
+// loopsBeneath returns the whole loop devices the block device node path is, or is built
+// on: the devices in sysfs slaves/ of a device-mapper or md device, and the block device a
+// loop device's backing file is, followed down. Partitions are left out: a loop partition
+// holds no file at offset 0, where a swap header must be. A path that does not resolve (a
+// node removed since swapon, or not in this /dev) is no loop device that can be told, unless
+// it names one.
+func loopsBeneath(path string) ([]int, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		if strings.HasPrefix(path, "/dev/loop") {
+			return nil, err // could be ours: a failure to tell must not let a change through
+		}
+		return nil, nil
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
+		return nil, nil
+	}
+	var out []int
+	seen := map[uint64]bool{}
+	var walk func(rdev uint64, depth int) error
+	walk = func(rdev uint64, depth int) error {
+		if seen[rdev] || depth > maxStackDepth {
+			return nil
+		}
+		seen[rdev] = true
+		sys, err := filepath.EvalSymlinks(fmt.Sprintf("/sys/dev/block/%d:%d", unix.Major(rdev), unix.Minor(rdev)))
+		if errors.Is(err, os.ErrNotExist) && unix.Major(rdev) != loopMajor {
+			return nil // a node for a device this kernel does not have: nothing stacks on it
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(filepath.Join(sys, "partition")); err == nil {
+			return nil
+		}
+		if unix.Major(rdev) == loopMajor {
+			n, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(sys), "loop"))
+			if err != nil {
+				return fmt.Errorf("%s is not a loop device's directory", sys)
+			}
+			out = append(out, n)
+			// A loop device over a block device node. Only a path under /dev is stat'ed:
+			// a file elsewhere may be on a filesystem whose daemon must not be called.
+			backing, err := readSysfs(loopSysfs(n) + "backing_file")
+			if err != nil || !strings.HasPrefix(backing, "/dev/") {
+				return nil // unbound, or over a file
+			}
+			var bst unix.Stat_t
+			if unix.Stat(backing, &bst) != nil || bst.Mode&unix.S_IFMT != unix.S_IFBLK {
+				return nil
+			}
+			return walk(bst.Rdev, depth+1)
+		}
+		slaves, err := os.ReadDir(filepath.Join(sys, "slaves"))
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil // a device without holders support stacks on nothing
+			}
+			return err
+		}
+		for _, sl := range slaves {
+			d, err := readSysfs(filepath.Join(sys, "slaves", sl.Name(), "dev"))
+			if err != nil {
+				return err
+			}
+			var maj, min uint32
+			if _, err := fmt.Sscanf(d, "%d:%d", &maj, &min); err != nil {
+				return fmt.Errorf("%s/slaves/%s/dev: %q", sys, sl.Name(), d)
+			}
+			if err := walk(unix.Mkdev(maj, min), depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := walk(st.Rdev, 0); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -338,30 +423,6 @@ func backedUnder(dirs []string) func(n int) bool {
 		}
 		return false
 	}
-}
-
-// loopIndex returns N when the block device node path is whole loop device N (loop
-// partitions hold no swapfs file at offset 0, where a swap header must be).
-func loopIndex(path string) (int, bool, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return 0, false, err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFBLK || unix.Major(st.Rdev) != loopMajor {
-		return 0, false, nil
-	}
-	sys, err := filepath.EvalSymlinks(fmt.Sprintf("/sys/dev/block/%d:%d", loopMajor, unix.Minor(st.Rdev)))
-	if err != nil {
-		return 0, false, err
-	}
-	if _, err := os.Stat(filepath.Join(sys, "partition")); err == nil {
-		return 0, false, nil
-	}
-	n, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(sys), "loop"))
-	if err != nil {
-		return 0, false, fmt.Errorf("%s: %s is not a loop device's directory", path, sys)
-	}
-	return n, true, nil
 }
 
 // backedBy matches a loop device whose backing file is the inode (dev, ino).

@@ -521,3 +521,52 @@ func TestSwapLoopsBackingUnknownAreas(t *testing.T) {
 		t.Error("a loop device node that cannot be looked at: no error")
 	}
 }
+
+// TestSwapLoopsBackingStacked: a swap area on a loop device stacked on the file's own loop
+// device makes the file active swap as much as swapping on its loop device does, and is
+// found by the file's identity; before swapon, and after swapoff, nothing is.
+func TestSwapLoopsBackingStacked(t *testing.T) {
+	needLoop(t)
+	inner := swapLoop(t) // mkswap'ed file under it: the outer device shows the same header
+	path, dev, ino := func() (string, uint64, uint64) {
+		loops, err := within(t, "Loops", func() ([]swap.LoopInfo, error) { return swap.Loops() })
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range loops {
+			if l.Device == inner {
+				return l.BackingFile, l.BackingDev, l.BackingIno
+			}
+		}
+		t.Fatalf("%s is not in the list of loop devices", inner)
+		panic("unreachable")
+	}()
+	outer := attach(t, inner, swap.LoopOptions{})
+	find := func() []swap.SwapArea {
+		t.Helper()
+		areas, err := swap.ActiveSwaps()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := within(t, "SwapLoopsBacking", func() ([]swap.SwapArea, error) { return swap.SwapLoopsBacking(areas, dev, ino) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := find(); len(got) != 0 {
+		t.Fatalf("before swapon: %+v, want none", got)
+	}
+	if err := swapon(t, outer, swap.SwaponOptions{}); err != nil {
+		t.Fatalf("swapon %s (over %s over %s): %v", outer, inner, path, err)
+	}
+	if got := find(); len(got) != 1 || got[0].Filename != outer {
+		t.Errorf("swap on %s over %s over %s: SwapLoopsBacking = %+v, want the area on %s", outer, inner, path, got, outer)
+	}
+	if err := swapoff(t, outer); err != nil {
+		t.Fatal(err)
+	}
+	if got := find(); len(got) != 0 {
+		t.Errorf("after swapoff: %+v, want none", got)
+	}
+}
