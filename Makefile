@@ -101,7 +101,7 @@ soak:
 	SWAPFS_SOAK=1 SWAPFS_SOAK_DURATION=$(SOAKTIME) $(GO) test -tags soak -count=1 -timeout 6h -run 'Soak' -v ./integration/
 
 # bench measures swapfs against references on the same disk (installs fio if missing) and
-# writes docs/benchmarks.md; as root, about 17 minutes (BENCHFLAGS=-quick: a few).
+# writes docs/benchmarks.md; as root, about 20 minutes (BENCHFLAGS=-quick: a few).
 bench:
 	@if [ "$$(id -u)" != 0 ]; then echo "make bench: needs root (mounts, loop devices, swapon, cgroups); try 'sudo make bench'"; exit 1; fi
 	$(GO) build -o bin/swapbench ./cmd/swapbench
