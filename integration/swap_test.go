@@ -211,6 +211,29 @@ func wantRefused(t testing.TB, what string, err error, want syscall.Errno) {
 	}
 }
 
+// wantWriteRefused checks that the active swapfile f cannot be written through a new fd:
+// the open or the write fails with ETXTBSY.
+func wantWriteRefused(t testing.TB, f string) {
+	t.Helper()
+	if fd, err := unix.Open(f, unix.O_WRONLY, 0); err == nil {
+		_, err = unix.Pwrite(fd, []byte("x"), 8192)
+		unix.Close(fd)
+		wantRefused(t, "write through a new fd", err, syscall.ETXTBSY)
+	} else {
+		wantRefused(t, "open for writing", err, syscall.ETXTBSY)
+	}
+}
+
+// wantChangesRefused checks the refusals that show f is treated as active swap, however it
+// was activated: truncate and writes (ETXTBSY), unlink and rename (EPERM).
+func wantChangesRefused(t testing.TB, f string) {
+	t.Helper()
+	wantRefused(t, "truncate", os.Truncate(f, 0), syscall.ETXTBSY)
+	wantWriteRefused(t, f)
+	wantRefused(t, "unlink", os.Remove(f), syscall.EPERM)
+	wantRefused(t, "rename", os.Rename(f, f+".moved"), syscall.EPERM)
+}
+
 func freeBlocks(t testing.TB, dir string) uint64 {
 	t.Helper()
 	var st unix.Statfs_t
@@ -285,13 +308,7 @@ func TestSwapfileActiveSemantics(t *testing.T) {
 	}
 
 	// Item 5: writes from anything but the loop device, truncate, fallocate, copy_file_range.
-	if fd, err := unix.Open(f, unix.O_WRONLY, 0); err == nil {
-		_, err = unix.Pwrite(fd, []byte("x"), 8192)
-		unix.Close(fd)
-		wantRefused(t, "write through a new fd", err, syscall.ETXTBSY)
-	} else {
-		wantRefused(t, "open for writing", err, syscall.ETXTBSY)
-	}
+	wantWriteRefused(t, f)
 	if fd, err := unix.Open(f, unix.O_RDWR|unix.O_DIRECT, 0); err == nil {
 		unix.Close(fd)
 		t.Error("open O_RDWR|O_DIRECT of an active swapfile succeeded")
@@ -496,16 +513,7 @@ func TestSwapfileActiveThroughBindMount(t *testing.T) {
 	if !strings.HasPrefix(loopBacking(sw.dev), bind+"/") {
 		t.Fatalf("%s's backing file is %q, not under the bind mount %s", sw.dev, loopBacking(sw.dev), bind)
 	}
-	wantRefused(t, "truncate", os.Truncate(f, 0), syscall.ETXTBSY)
-	if fd, err := unix.Open(f, unix.O_WRONLY, 0); err == nil {
-		_, err = unix.Pwrite(fd, []byte("x"), 8192)
-		unix.Close(fd)
-		wantRefused(t, "write through a new fd", err, syscall.ETXTBSY)
-	} else {
-		wantRefused(t, "open for writing", err, syscall.ETXTBSY)
-	}
-	wantRefused(t, "unlink", os.Remove(f), syscall.EPERM)
-	wantRefused(t, "rename", os.Rename(f, f+".moved"), syscall.EPERM)
+	wantChangesRefused(t, f)
 	st := swapStatus(t, m)
 	if len(st.Swap.Files) != 1 || !st.Swap.Files[0].Active || st.Swap.Files[0].Loop != sw.dev {
 		t.Errorf("status does not show the file active on %s: %+v", sw.dev, st.Swap.Files)
@@ -541,16 +549,7 @@ func TestSwapfileActiveThroughStackedLoop(t *testing.T) {
 	if r := runCmd(cmdTimeout, nil, "swapon", outer); r.err != nil || r.code != 0 {
 		t.Fatalf("swapon %s (over %s over %s): exit %d %v\n%s", outer, inner, f, r.code, r.err, r.out)
 	}
-	wantRefused(t, "truncate", os.Truncate(f, 0), syscall.ETXTBSY)
-	if fd, err := unix.Open(f, unix.O_WRONLY, 0); err == nil {
-		_, err = unix.Pwrite(fd, []byte("x"), 8192)
-		unix.Close(fd)
-		wantRefused(t, "write through a new fd", err, syscall.ETXTBSY)
-	} else {
-		wantRefused(t, "open for writing", err, syscall.ETXTBSY)
-	}
-	wantRefused(t, "unlink", os.Remove(f), syscall.EPERM)
-	wantRefused(t, "rename", os.Rename(f, f+".moved"), syscall.EPERM)
+	wantChangesRefused(t, f)
 	st := swapStatus(t, m)
 	if len(st.Swap.Files) != 1 || !st.Swap.Files[0].Active || st.Swap.Files[0].Loop != outer {
 		t.Errorf("status does not show the file active on %s: %+v", outer, st.Swap.Files)
