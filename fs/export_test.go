@@ -18,9 +18,10 @@ func DelayRelease(t testing.TB, d time.Duration) {
 
 // Evict makes the kernel forget the inodes named by paths (relative to the mountpoint, one
 // name each: every name of an inode must be given, and none may be open): it invalidates
-// their dentries, which drops them, and the kernel then evicts the inodes and sends their
-// FORGET. It returns once go-fuse has seen the FORGET of each, so that a test can check
-// what a FORGET did instead of sleeping and hoping one came.
+// their dentries, which drops them, and FUSE evicts an inode at its last reference rather
+// than keeping it cached (its .drop_inode, fs/fuse/inode.c) and sends its FORGET. It returns
+// once go-fuse has seen the FORGET of each, so that a test can check what a FORGET did
+// instead of sleeping and hoping one came.
 func (s *Server) Evict(t testing.TB, paths ...string) {
 	t.Helper()
 	var nodes []*gofs.Inode

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -533,19 +534,8 @@ func TestSwapfileActiveThroughStackedLoop(t *testing.T) {
 	m := mountStore(t)
 	f := filepath.Join(m.Dir, "swapfile")
 	mkswapfile(t, m, f, "--size", "16M")
-	losetup := func(backing string, args ...string) string {
-		t.Helper()
-		r := runCmd(cmdTimeout, nil, "losetup", append(append(args, "-f", "--show"), backing)...)
-		dev := strings.TrimSpace(r.out)
-		if r.err != nil || r.code != 0 || !strings.HasPrefix(dev, "/dev/loop") {
-			t.Fatalf("losetup %s: exit %d %v\n%s", backing, r.code, r.err, r.out)
-		}
-		trackLoop(dev, loopBacking(dev))
-		t.Cleanup(func() { releaseSwap(t, dev) })
-		return dev
-	}
-	inner := losetup(f, "--direct-io=on", "--sector-size", "4096")
-	outer := losetup(inner)
+	inner := losetup(t, f, "--direct-io=on", "--sector-size", "4096")
+	outer := losetup(t, inner)
 	if r := runCmd(cmdTimeout, nil, "swapon", outer); r.err != nil || r.code != 0 {
 		t.Fatalf("swapon %s (over %s over %s): exit %d %v\n%s", outer, inner, f, r.code, r.err, r.out)
 	}
@@ -561,6 +551,70 @@ func TestSwapfileActiveThroughStackedLoop(t *testing.T) {
 	if err := os.Truncate(f, 0); err != nil {
 		t.Errorf("truncate after swapoff: %v", err)
 	}
+}
+
+// TestSwapfileActiveThroughDeviceMapper: as through a stacked loop device, with a
+// device-mapper target on the loop device (linear, which leaves the header readable, as
+// dm-crypt would not), found through sysfs slaves/. swapfs swapoff turns the swap off and
+// says that the device-mapper device must go before the loop device can.
+func TestSwapfileActiveThroughDeviceMapper(t *testing.T) {
+	requireSwapTools(t)
+	if _, err := os.Stat("/dev/mapper/control"); err != nil {
+		t.Skipf("skipped: this kernel has no device-mapper (/dev/mapper/control: %v)", err)
+	}
+	if _, err := exec.LookPath("dmsetup"); err != nil {
+		t.Skip("skipped: dmsetup is not installed")
+	}
+	m := mountStore(t)
+	f := filepath.Join(m.Dir, "swapfile")
+	mkswapfile(t, m, f, "--size", "16M")
+	inner := losetup(t, f, "--direct-io=on", "--sector-size", "4096")
+	name := fmt.Sprintf("swapfs-test-%d", os.Getpid())
+	mustRun(t, "dmsetup", "create", name, "--table", fmt.Sprintf("0 %d linear %s 0", (16<<20)/512, inner))
+	node, err := filepath.EvalSymlinks("/dev/mapper/" + name) // /proc/swaps names /dev/dm-N
+	if err != nil {
+		runCmd(cmdTimeout, nil, "dmsetup", "remove", "--retry", name)
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if swapActive(node) {
+			if r := runCmd(swapoffTimeout, nil, "swapoff", node); r.code != 0 {
+				t.Errorf("swapoff %s: exit %d %v\n%s", node, r.code, r.err, r.out)
+			}
+		}
+		if _, err := os.Stat("/dev/mapper/" + name); err == nil {
+			if r := runCmd(cmdTimeout, nil, "dmsetup", "remove", "--retry", name); r.code != 0 {
+				t.Errorf("dmsetup remove %s: exit %d %v\n%s", name, r.code, r.err, r.out)
+			}
+		}
+	})
+	if r := runCmd(cmdTimeout, nil, "swapon", node); r.err != nil || r.code != 0 {
+		t.Fatalf("swapon %s (over %s over %s): exit %d %v\n%s", node, inner, f, r.code, r.err, r.out)
+	}
+	wantChangesRefused(t, f)
+	r := swapfs(m.logDir, "swapoff", f)
+	if r.code == 0 || swapActive(node) || loopBacking(inner) == "" || !strings.Contains(r.out, "dmsetup remove") {
+		t.Errorf("swapfs swapoff with %s on %s: exit %d, still swap %v, %s attached to %q; want swap off, the loop "+
+			"device attached and what to remove said\n%s", node, inner, r.code, swapActive(node), inner, loopBacking(inner), r.out)
+	}
+	mustRun(t, "dmsetup", "remove", "--retry", name)
+	if r := swapfs(m.logDir, "swapoff", f); r.code != 0 || loopBacking(inner) != "" {
+		t.Errorf("swapfs swapoff once %s is gone: exit %d, %s attached to %q\n%s", node, r.code, inner, loopBacking(inner), r.out)
+	}
+}
+
+// losetup attaches a loop device to backing with losetup(8) and args, and detaches it (after
+// a swapoff if need be) when t ends.
+func losetup(t testing.TB, backing string, args ...string) string {
+	t.Helper()
+	r := runCmd(cmdTimeout, nil, "losetup", append(append(args, "-f", "--show"), backing)...)
+	dev := strings.TrimSpace(r.out)
+	if r.err != nil || r.code != 0 || !strings.HasPrefix(dev, "/dev/loop") {
+		t.Fatalf("losetup %s: exit %d %v\n%s", backing, r.code, r.err, r.out)
+	}
+	trackLoop(dev, loopBacking(dev))
+	t.Cleanup(func() { releaseSwap(t, dev) })
+	return dev
 }
 
 // TestMkswapfileENOSPC: item 15: a swapfile larger than the free space fails cleanly.

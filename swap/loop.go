@@ -270,20 +270,24 @@ func LoopsBackingIn(dir string, dev, ino uint64) ([]LoopInfo, error) {
 // through to an active swapfile. As in LoopsBackingIn, only loop devices whose backing file
 // lies under a mount of the filesystem dev (in this mount namespace) are asked for its inode.
 func SwapLoopsBacking(areas []SwapArea, dev, ino uint64) ([]SwapArea, error) {
-	swapLoops := map[string]SwapArea{} // by loop device, as LoopInfo names it
+	swapLoops := map[string][]SwapArea{} // by loop device, as LoopInfo names it
+	var unresolved []string
 	for _, a := range areas {
 		if a.Type != "partition" {
 			continue // a swapfile of a native filesystem: never a loop device
 		}
-		loops, err := loopsBeneath(a.Filename)
+		loops, ok, err := loopsBeneath(a.Filename)
 		if err != nil {
 			return nil, fmt.Errorf("swap area %s: %w", a.Filename, err)
 		}
+		if !ok {
+			unresolved = append(unresolved, a.Filename)
+		}
 		for _, n := range loops {
-			swapLoops[loopDevice(n)] = a
+			swapLoops[loopDevice(n)] = append(swapLoops[loopDevice(n)], a)
 		}
 	}
-	if len(swapLoops) == 0 {
+	if len(swapLoops) == 0 && len(unresolved) == 0 {
 		return nil, nil // the common case: nothing to ask, not even the mount table
 	}
 	dirs, err := mountpointsOf(dev)
@@ -291,6 +295,19 @@ func SwapLoopsBacking(areas []SwapArea, dev, ino uint64) ([]SwapArea, error) {
 		return nil, err
 	}
 	under := backedUnder(dirs)
+	if len(unresolved) > 0 {
+		// Such an area may be this file's loop device under a name that is gone, or stacked
+		// on it: while the file has a loop device, that cannot be told apart from an
+		// unrelated area, and a failure to tell must not let a change through.
+		mine, err := scanLoops(under, backedBy(dev, ino), false)
+		if err != nil {
+			return nil, err
+		}
+		if len(mine) > 0 {
+			return nil, fmt.Errorf("cannot tell whether swap areas %s are on %s, which this file backs: their device nodes do not resolve here",
+				strings.Join(unresolved, ", "), mine[0].Device)
+		}
+	}
 	loops, err := scanLoops(func(n int) bool {
 		_, isSwap := swapLoops[loopDevice(n)]
 		return isSwap && under(n)
@@ -300,96 +317,137 @@ func SwapLoopsBacking(areas []SwapArea, dev, ino uint64) ([]SwapArea, error) {
 	}
 	var out []SwapArea
 	for _, l := range loops {
-		if a := swapLoops[l.Device]; !slices.Contains(out, a) {
-			out = append(out, a)
+		for _, a := range swapLoops[l.Device] {
+			if !slices.Contains(out, a) {
+				out = append(out, a)
+			}
 		}
 	}
 	return out, nil
 }
 
-// maxStackDepth bounds the walk down a stack of block devices; the kernel's own limits on
-// stacking (loop over loop, device-mapper) are far below it.
+// maxStackDepth bounds the walk down a stack of block devices. The kernel sets no depth
+// (loop_validate_file only refuses cycles), but a real stack is a few devices deep; one
+// deeper than this is reported rather than half followed.
 const maxStackDepth = 16
 
 // loopsBeneath returns the whole loop devices the block device node path is, or is built
 // on: the devices in sysfs slaves/ of a device-mapper or md device, and the block device a
 // loop device's backing file is, followed down. Partitions are left out: a loop partition
-// holds no file at offset 0, where a swap header must be. A path that does not resolve (a
-// node removed since swapon, or not in this /dev) is no loop device that can be told, unless
-// it names one.
-func loopsBeneath(path string) ([]int, error) {
+// holds no file at offset 0, where a swap header must be. ok is false when path does not
+// resolve (a node removed since swapon, or not in this /dev) and does not name a loop
+// device, which is an error: it could be one of ours.
+func loopsBeneath(path string) (loops []int, ok bool, err error) {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
 		if strings.HasPrefix(path, "/dev/loop") {
-			return nil, err // could be ours: a failure to tell must not let a change through
+			return nil, false, err
 		}
+		return nil, false, nil
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
+		return nil, true, nil
+	}
+	seen := map[uint64]bool{}
+	todo := []uint64{st.Rdev}
+	for depth := 0; len(todo) > 0; depth++ {
+		if depth > maxStackDepth {
+			return nil, false, fmt.Errorf("block devices stacked more than %d deep", maxStackDepth)
+		}
+		var next []uint64
+		for _, rdev := range todo {
+			if seen[rdev] {
+				continue
+			}
+			seen[rdev] = true
+			loop, below, err := stackedOn(rdev)
+			if err != nil {
+				return nil, false, err
+			}
+			if loop >= 0 {
+				loops = append(loops, loop)
+			}
+			next = append(next, below...)
+		}
+		todo = next
+	}
+	return loops, true, nil
+}
+
+// stackedOn describes the whole block device rdev: loop is its loop device number (-1 for
+// another device, or a partition), below the devices it is built on.
+func stackedOn(rdev uint64) (loop int, below []uint64, err error) {
+	sys, partition, err := BlockSysfs(rdev)
+	if errors.Is(err, os.ErrNotExist) && unix.Major(rdev) != loopMajor {
+		return -1, nil, nil // a node for a device this kernel does not have: nothing stacks on it
+	}
+	if err != nil {
+		return -1, nil, err
+	}
+	if partition {
+		return -1, nil, nil
+	}
+	if unix.Major(rdev) == loopMajor {
+		n, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(sys), "loop"))
+		if err != nil {
+			return -1, nil, fmt.Errorf("%s is not a loop device's directory", sys)
+		}
+		backing, err := loopOverDevice(n)
+		if err != nil {
+			return -1, nil, err
+		}
+		return n, backing, nil
+	}
+	slaves, err := os.ReadDir(filepath.Join(sys, "slaves"))
+	if errors.Is(err, os.ErrNotExist) {
+		return -1, nil, nil // a device without holders support stacks on nothing
+	}
+	if err != nil {
+		return -1, nil, err
+	}
+	for _, sl := range slaves {
+		d, err := readSysfs(filepath.Join(sys, "slaves", sl.Name(), "dev"))
+		if err != nil {
+			return -1, nil, err
+		}
+		var maj, min uint32
+		if _, err := fmt.Sscanf(d, "%d:%d", &maj, &min); err != nil {
+			return -1, nil, fmt.Errorf("%s/slaves/%s/dev: %q", sys, sl.Name(), d)
+		}
+		below = append(below, unix.Mkdev(maj, min))
+	}
+	return -1, below, nil
+}
+
+// loopOverDevice returns the block device loop device n is attached to, if it is attached to
+// one. Only a backing path under /dev is stat'ed: a file elsewhere may be on a filesystem
+// whose daemon must not be called. One there that no longer resolves (" (deleted)") may have
+// been a block device, so it cannot be told.
+func loopOverDevice(n int) ([]uint64, error) {
+	backing, err := readSysfs(loopSysfs(n) + "backing_file")
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil // not bound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(backing, "/dev/") {
 		return nil, nil
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(backing, &st); err != nil {
+		return nil, fmt.Errorf("%s: backing file %s: %w", loopDevice(n), backing, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
 		return nil, nil
 	}
-	var out []int
-	seen := map[uint64]bool{}
-	var walk func(rdev uint64, depth int) error
-	walk = func(rdev uint64, depth int) error {
-		if seen[rdev] || depth > maxStackDepth {
-			return nil
-		}
-		seen[rdev] = true
-		sys, err := filepath.EvalSymlinks(fmt.Sprintf("/sys/dev/block/%d:%d", unix.Major(rdev), unix.Minor(rdev)))
-		if errors.Is(err, os.ErrNotExist) && unix.Major(rdev) != loopMajor {
-			return nil // a node for a device this kernel does not have: nothing stacks on it
-		}
-		if err != nil {
-			return err
-		}
-		if _, err := os.Stat(filepath.Join(sys, "partition")); err == nil {
-			return nil
-		}
-		if unix.Major(rdev) == loopMajor {
-			n, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(sys), "loop"))
-			if err != nil {
-				return fmt.Errorf("%s is not a loop device's directory", sys)
-			}
-			out = append(out, n)
-			// A loop device over a block device node. Only a path under /dev is stat'ed:
-			// a file elsewhere may be on a filesystem whose daemon must not be called.
-			backing, err := readSysfs(loopSysfs(n) + "backing_file")
-			if err != nil || !strings.HasPrefix(backing, "/dev/") {
-				return nil // unbound, or over a file
-			}
-			var bst unix.Stat_t
-			if unix.Stat(backing, &bst) != nil || bst.Mode&unix.S_IFMT != unix.S_IFBLK {
-				return nil
-			}
-			return walk(bst.Rdev, depth+1)
-		}
-		slaves, err := os.ReadDir(filepath.Join(sys, "slaves"))
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil // a device without holders support stacks on nothing
-			}
-			return err
-		}
-		for _, sl := range slaves {
-			d, err := readSysfs(filepath.Join(sys, "slaves", sl.Name(), "dev"))
-			if err != nil {
-				return err
-			}
-			var maj, min uint32
-			if _, err := fmt.Sscanf(d, "%d:%d", &maj, &min); err != nil {
-				return fmt.Errorf("%s/slaves/%s/dev: %q", sys, sl.Name(), d)
-			}
-			if err := walk(unix.Mkdev(maj, min), depth+1); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if err := walk(st.Rdev, 0); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return []uint64{st.Rdev}, nil
+}
+
+// IsLoopDevice reports whether path is a loop device node (a whole device or a partition).
+func IsLoopDevice(path string) bool {
+	var st unix.Stat_t
+	return unix.Stat(path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFBLK && unix.Major(st.Rdev) == loopMajor
 }
 
 // mountpointsOf lists where the filesystem with device number dev is mounted, bind mounts

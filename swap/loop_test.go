@@ -119,6 +119,22 @@ func cleanupLoops(t testing.TB, path string) {
 	})
 }
 
+// loopNamed describes the loop device dev, which must be attached.
+func loopNamed(t testing.TB, dev string) swap.LoopInfo {
+	t.Helper()
+	loops, err := within(t, "Loops", func() ([]swap.LoopInfo, error) { return swap.Loops() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range loops {
+		if l.Device == dev {
+			return l
+		}
+	}
+	t.Fatalf("%s is not among the attached loop devices", dev)
+	return swap.LoopInfo{}
+}
+
 func loopsBacking(t testing.TB, dev, ino uint64) []swap.LoopInfo {
 	t.Helper()
 	loops, err := within(t, "LoopsBacking", func() ([]swap.LoopInfo, error) { return swap.LoopsBacking(dev, ino) })
@@ -503,7 +519,8 @@ func unboundLoop(t testing.TB) (string, func()) {
 // TestSwapLoopsBackingUnknownAreas: a swap area that cannot be a loop device of ours (a node
 // removed since swapon, a swapfile of another filesystem) does not stop the search, while a
 // loop device node that cannot be looked at fails it: a failure to tell must not let a change
-// through to an active swapfile.
+// through to an active swapfile. So does a node that does not resolve, once the file has a
+// loop device the area could be, or be stacked on.
 func TestSwapLoopsBackingUnknownAreas(t *testing.T) {
 	var st unix.Stat_t
 	if err := unix.Stat("/", &st); err != nil {
@@ -520,6 +537,15 @@ func TestSwapLoopsBackingUnknownAreas(t *testing.T) {
 	if _, err := swap.SwapLoopsBacking(gone, st.Dev, st.Ino); err == nil {
 		t.Error("a loop device node that cannot be looked at: no error")
 	}
+
+	needLoop(t)
+	path, dev, ino := backingFile(t, 1<<20)
+	loop := attach(t, path, swap.LoopOptions{})
+	unknown := areas[:1]
+	got, err := within(t, "SwapLoopsBacking", func() ([]swap.SwapArea, error) { return swap.SwapLoopsBacking(unknown, dev, ino) })
+	if err == nil || !strings.Contains(err.Error(), loop) {
+		t.Errorf("an area that does not resolve, with %s on the file: %+v, %v; want an error naming %s", loop, got, err, loop)
+	}
 }
 
 // TestSwapLoopsBackingStacked: a swap area on a loop device stacked on the file's own loop
@@ -528,19 +554,8 @@ func TestSwapLoopsBackingUnknownAreas(t *testing.T) {
 func TestSwapLoopsBackingStacked(t *testing.T) {
 	needLoop(t)
 	inner := swapLoop(t) // mkswap'ed file under it: the outer device shows the same header
-	path, dev, ino := func() (string, uint64, uint64) {
-		loops, err := within(t, "Loops", func() ([]swap.LoopInfo, error) { return swap.Loops() })
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range loops {
-			if l.Device == inner {
-				return l.BackingFile, l.BackingDev, l.BackingIno
-			}
-		}
-		t.Fatalf("%s is not in the list of loop devices", inner)
-		panic("unreachable")
-	}()
+	l := loopNamed(t, inner)
+	path, dev, ino := l.BackingFile, l.BackingDev, l.BackingIno
 	outer := attach(t, inner, swap.LoopOptions{})
 	find := func() []swap.SwapArea {
 		t.Helper()

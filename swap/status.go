@@ -10,10 +10,13 @@ type FileStatus struct {
 	UsableBytes int64  `json:"usable_bytes"` // what the header's last_page lets the kernel use
 	Extents     int    `json:"extents"`      // runs in the pinned block map
 	Pinned      bool   `json:"pinned"`
-	Loop        string `json:"loop,omitempty"` // /dev/loopN backed by the file, "" when none
-	Active      bool   `json:"active"`         // the loop device is in /proc/swaps
-	Priority    int    `json:"priority"`       // from /proc/swaps; meaningful when Active
-	UsedBytes   int64  `json:"used_bytes"`     // from /proc/swaps; meaningful when Active
+	// Loop is the loop device backed by the file ("" when none); while the file is active
+	// swap, the swap area as /proc/swaps names it, which may be a device stacked on that
+	// loop device (device-mapper, another loop device).
+	Loop      string `json:"loop,omitempty"`
+	Active    bool   `json:"active"`     // a swap area is on the file (see Loop)
+	Priority  int    `json:"priority"`   // from /proc/swaps; meaningful when Active
+	UsedBytes int64  `json:"used_bytes"` // from /proc/swaps; meaningful when Active
 	// VolumeRotational: the data volume is on rotational storage (see Rotational), so the
 	// loop device should say so too; LoopRotational is what it says (when Loop is set).
 	VolumeRotational bool `json:"volume_rotational"`

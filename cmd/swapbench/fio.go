@@ -16,6 +16,9 @@ import (
 
 const fioCase = "fio"
 
+// fioFileName is the file the time-based jobs run on, in each filesystem's directory.
+const fioFileName = "fio.dat"
+
 // fioJob is one fio workload, given on fio's command line.
 type fioJob struct {
 	key     string // metric name in the results
@@ -57,7 +60,7 @@ func (j fioJob) isRead() bool { return strings.Contains(j.rw, "read") }
 
 // args is fio's command line for the job on dir.
 func (j fioJob) args(dir string, sz sizes) []string {
-	file := filepath.Join(dir, "fio.dat")
+	file := filepath.Join(dir, fioFileName)
 	size := sz.fioFile
 	if j.fresh {
 		file, size = filepath.Join(dir, "fio-fresh.dat"), sz.fioFresh
@@ -214,7 +217,7 @@ func (b *bench) fioLayout(ctx context.Context, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	_, err := runCmd(ctx, 10*time.Minute, nil, "fio", "--name=layout", "--filename="+filepath.Join(dir, "fio.dat"),
+	_, err := runCmd(ctx, 10*time.Minute, nil, "fio", "--name=layout", "--filename="+filepath.Join(dir, fioFileName),
 		"--size="+strconv.FormatInt(b.sz.fioFile, 10), "--rw=write", "--bs=1m", "--direct=1", "--ioengine=psync",
 		"--end_fsync=1", "--output-format=json")
 	return err

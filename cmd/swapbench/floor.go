@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -21,17 +22,16 @@ import (
 // The FUSE floor, a reference of benchmark 2: a daemon ("swapbench fuse-floor") that serves
 // one file and answers every READ and WRITE at once, without any I/O. It mounts with
 // swapfs's transfer settings (1 MiB requests, asynchronous direct I/O, no splice), opens as
-// swapfs opens (FOPEN_DIRECT_IO for O_DIRECT) and has its request buffers on huge pages as
-// swapfs has, so what fio measures on it is what a swapfs request costs before the daemon
-// touches the data volume: the kernel's copy of the payload between the caller's pages and
-// the daemon's buffer, the wake-ups, go-fuse's dispatch and the reply. A daemon that does
-// its own I/O pays that and then the I/O; at queue depth 1 nothing overlaps the two.
+// swapfs opens (FOPEN_DIRECT_IO for O_DIRECT) and, where THP allows, has its request
+// buffers on huge pages as swapfs has. So what fio measures on it is what a swapfs request
+// costs before the daemon touches the data volume: the kernel's copy of the payload between
+// the caller's pages and the daemon's buffer, the wake-ups, go-fuse's dispatch and the
+// reply. A daemon that does its own I/O pays that and then the I/O; at queue depth 1
+// nothing overlaps the two.
 
 const (
-	floorName    = "fuse-floor"
-	floorFSType  = "fuse.swapbench-floor"
-	floorFile    = "fio.dat"
-	floorFileIno = 2
+	floorName   = "fuse-floor"
+	floorFSType = "fuse.swapbench-floor"
 )
 
 // onFloor says whether a job runs on the floor too: the O_DIRECT jobs it bounds. Buffered
@@ -61,16 +61,19 @@ func (b *bench) mountFloor() error {
 // mount is unmounted or it gets SIGTERM or SIGINT.
 func floorWorker(args []string) int {
 	fl := flag.NewFlagSet(floorName, flag.ContinueOnError)
-	size := fl.Int64("size", 1<<30, "size of the one file, "+floorFile)
+	size := fl.Int64("size", 1<<30, "size of the one file, "+fioFileName)
 	if err := fl.Parse(args); err != nil || fl.NArg() != 1 || *size < 0 {
 		fmt.Fprintln(os.Stderr, "usage: swapbench fuse-floor -size BYTES MOUNTPOINT")
 		return 2
 	}
 	root := &floorRoot{file: &floorNode{huge: swapfs.NewHugeBuffers(nil)}}
 	root.file.size.Store(*size)
+	// Attributes are cached as long as swapfs lets the kernel cache them, so fio's stats
+	// reach the daemon as often.
+	timeout := time.Second
 	opts := &gofs.Options{MountOptions: fuse.MountOptions{
 		AllowOther: true, Name: "swapbench-floor", FsName: "swapbench", DirectMount: true, DirectMountStrict: true,
-	}}
+	}, EntryTimeout: &timeout, AttrTimeout: &timeout}
 	swapfs.SetTransferOptions(&opts.MountOptions)
 	server, err := gofs.Mount(fl.Arg(0), root, opts)
 	if err != nil {
@@ -95,8 +98,8 @@ type floorRoot struct {
 var _ = (gofs.NodeOnAdder)((*floorRoot)(nil))
 
 func (r *floorRoot) OnAdd(ctx context.Context) {
-	child := r.NewPersistentInode(ctx, r.file, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: floorFileIno})
-	r.AddChild(floorFile, child, false)
+	child := r.NewPersistentInode(ctx, r.file, gofs.StableAttr{Mode: syscall.S_IFREG})
+	r.AddChild(fioFileName, child, false)
 }
 
 // floorNode is the floor's one file. Its size is all it keeps; its contents are whatever the

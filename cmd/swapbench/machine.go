@@ -82,12 +82,12 @@ func diskOf(dir string) string {
 	if err := unix.Stat(dir, &st); err != nil {
 		return "?"
 	}
-	sys, err := filepath.EvalSymlinks(fmt.Sprintf("/sys/dev/block/%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev)))
+	sys, partition, err := swap.BlockSysfs(st.Dev)
 	if err != nil {
 		return fmt.Sprintf("device %d:%d (not a block device)", unix.Major(st.Dev), unix.Minor(st.Dev))
 	}
-	if _, err := os.Stat(filepath.Join(sys, "partition")); err == nil {
-		sys = filepath.Dir(sys) // a partition: the disk is its parent
+	if partition {
+		sys = filepath.Dir(sys) // the disk is its parent
 	}
 	name := filepath.Base(sys)
 	model, _ := readFile(filepath.Join(sys, "device", "model"))

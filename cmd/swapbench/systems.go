@@ -174,6 +174,8 @@ func (d *fuseDaemon) stop(ctx context.Context) error {
 	return errors.Join(err, fmt.Errorf("%s (pid %d) still ran %v after the unmount; killed", d.name, d.cmd.Process.Pid, unmountTimeout))
 }
 
+// pid is the daemon's process while it runs, 0 once it has exited: the swap benchmark
+// reads the daemon's CPU time and RSS through it.
 func (d *fuseDaemon) pid() int {
 	select {
 	case <-d.exited:

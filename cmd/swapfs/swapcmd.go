@@ -377,8 +377,10 @@ func swapoffMain(args []string) int {
 	return exitOK
 }
 
-// swapoffFile calls swapoff(2) on every loop device backed by path that is active swap and
-// detaches them all.
+// swapoffFile calls swapoff(2) on every swap area on path (its loop devices, and devices
+// stacked on them) and detaches the loop devices. A stacked device that is not a loop
+// device (dm-crypt, md) is the administrator's to remove: until it is, it holds the loop
+// device under it, which is left attached and named in the error.
 func swapoffFile(path string) ([]string, error) {
 	t, err := onSwapfs(path)
 	if err != nil {
@@ -402,12 +404,28 @@ func swapoffFile(path string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var devs []string
+	var devs, stacked []string
 	for _, a := range swaps {
 		if err := swap.Swapoff(a.Filename); err != nil {
 			return devs, fmt.Errorf("swapoff %s: %w", a.Filename, err)
 		}
-		devs = append(devs, a.Filename)
+		if swap.IsLoopDevice(a.Filename) {
+			devs = append(devs, a.Filename)
+		} else {
+			stacked = append(stacked, a.Filename)
+		}
+	}
+	if len(stacked) > 0 {
+		under := "this file's loop device"
+		if len(loops) > 0 {
+			var held []string
+			for _, l := range loops {
+				held = append(held, l.Device)
+			}
+			under = strings.Join(held, ", ")
+		}
+		return devs, fmt.Errorf("swap is off on %s, which is built on %s: remove it (cryptsetup close, "+
+			"dmsetup remove, mdadm --stop), then run swapfs swapoff again to detach", strings.Join(stacked, ", "), under)
 	}
 	for _, l := range loops {
 		if !slices.Contains(devs, l.Device) {
