@@ -295,25 +295,23 @@ func SwapLoopsBacking(areas []SwapArea, dev, ino uint64) ([]SwapArea, error) {
 		return nil, err
 	}
 	under := backedUnder(dirs)
-	if len(unresolved) > 0 {
-		// Such an area may be this file's loop device under a name that is gone, or stacked
-		// on it: while the file has a loop device, that cannot be told apart from an
-		// unrelated area, and a failure to tell must not let a change through.
-		mine, err := scanLoops(under, backedBy(dev, ino), false)
-		if err != nil {
-			return nil, err
-		}
-		if len(mine) > 0 {
-			return nil, fmt.Errorf("cannot tell whether swap areas %s are on %s, which this file backs: their device nodes do not resolve here",
-				strings.Join(unresolved, ", "), mine[0].Device)
-		}
-	}
-	loops, err := scanLoops(func(n int) bool {
+	keep := func(n int) bool {
 		_, isSwap := swapLoops[loopDevice(n)]
 		return isSwap && under(n)
-	}, backedBy(dev, ino), false)
+	}
+	if len(unresolved) > 0 {
+		// Such an area may be this file's loop device under a name that is gone, or stacked
+		// on it: while the file has any loop device, that cannot be told apart from an
+		// unrelated area, and a failure to tell must not let a change through.
+		keep = under
+	}
+	loops, err := scanLoops(keep, backedBy(dev, ino), false)
 	if err != nil {
 		return nil, err
+	}
+	if len(unresolved) > 0 && len(loops) > 0 {
+		return nil, fmt.Errorf("cannot tell whether swap areas %s are on %s, which this file backs: their device nodes do not resolve here",
+			strings.Join(unresolved, ", "), loops[0].Device)
 	}
 	var out []SwapArea
 	for _, l := range loops {
@@ -338,18 +336,18 @@ const maxStackDepth = 16
 // resolve (a node removed since swapon, or not in this /dev) and does not name a loop
 // device, which is an error: it could be one of ours.
 func loopsBeneath(path string) (loops []int, ok bool, err error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
+	rdev, isBlock, err := statBlock(path)
+	if err != nil {
 		if strings.HasPrefix(path, "/dev/loop") {
 			return nil, false, err
 		}
 		return nil, false, nil
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
+	if !isBlock {
 		return nil, true, nil
 	}
 	seen := map[uint64]bool{}
-	todo := []uint64{st.Rdev}
+	todo := []uint64{rdev}
 	for depth := 0; len(todo) > 0; depth++ {
 		if depth > maxStackDepth {
 			return nil, false, fmt.Errorf("block devices stacked more than %d deep", maxStackDepth)
@@ -392,11 +390,11 @@ func stackedOn(rdev uint64) (loop int, below []uint64, err error) {
 		if err != nil {
 			return -1, nil, fmt.Errorf("%s is not a loop device's directory", sys)
 		}
-		backing, err := loopOverDevice(n)
-		if err != nil {
-			return -1, nil, err
+		backing, ok, err := loopOverDevice(n)
+		if err != nil || !ok {
+			return n, nil, err
 		}
-		return n, backing, nil
+		return n, []uint64{backing}, nil
 	}
 	slaves, err := os.ReadDir(filepath.Join(sys, "slaves"))
 	if errors.Is(err, os.ErrNotExist) {
@@ -420,34 +418,21 @@ func stackedOn(rdev uint64) (loop int, below []uint64, err error) {
 }
 
 // loopOverDevice returns the block device loop device n is attached to, if it is attached to
-// one. Only a backing path under /dev is stat'ed: a file elsewhere may be on a filesystem
-// whose daemon must not be called. One there that no longer resolves (" (deleted)") may have
-// been a block device, so it cannot be told.
-func loopOverDevice(n int) ([]uint64, error) {
+// one. Only a backing path under /dev is stat'ed (blockNodeUnderDev). One there that no
+// longer resolves (" (deleted)") may have been a block device, so it cannot be told.
+func loopOverDevice(n int) (rdev uint64, ok bool, err error) {
 	backing, err := readSysfs(loopSysfs(n) + "backing_file")
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil // not bound
+		return 0, false, nil // not bound
 	}
 	if err != nil {
-		return nil, err
+		return 0, false, err
 	}
-	if !strings.HasPrefix(backing, "/dev/") {
-		return nil, nil
+	rdev, ok, err = blockNodeUnderDev(backing)
+	if err != nil {
+		return 0, false, fmt.Errorf("%s: backing file %s: %w", loopDevice(n), backing, err)
 	}
-	var st unix.Stat_t
-	if err := unix.Stat(backing, &st); err != nil {
-		return nil, fmt.Errorf("%s: backing file %s: %w", loopDevice(n), backing, err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
-		return nil, nil
-	}
-	return []uint64{st.Rdev}, nil
-}
-
-// IsLoopDevice reports whether path is a loop device node (a whole device or a partition).
-func IsLoopDevice(path string) bool {
-	var st unix.Stat_t
-	return unix.Stat(path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFBLK && unix.Major(st.Rdev) == loopMajor
+	return rdev, ok, nil
 }
 
 // mountpointsOf lists where the filesystem with device number dev is mounted, bind mounts

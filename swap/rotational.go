@@ -42,8 +42,8 @@ func Rotational(path string) (bool, error) {
 		return false, fmt.Errorf("rotational of %s: %w", path, err)
 	}
 	mnt, _ := MountOfDevice(mounts, major, minor)
-	rdev, ok := blockNodeUnderDev(mnt.Source)
-	if !ok {
+	rdev, ok, err := blockNodeUnderDev(mnt.Source)
+	if err != nil || !ok {
 		return false, nil // no block device: the loop driver's answer too
 	}
 	return devRotational(unix.Major(rdev), unix.Minor(rdev))
@@ -67,28 +67,6 @@ func devRotational(major, minor uint32) (bool, error) {
 		return false, fmt.Errorf("rotational of %d:%d: %w", major, minor, err)
 	}
 	return v == "1", nil
-}
-
-// BlockSysfs returns the sysfs directory of block device rdev, and whether it is a
-// partition (whose disk is the parent directory). ErrNotExist: no such device here.
-func BlockSysfs(rdev uint64) (dir string, partition bool, err error) {
-	dir, err = filepath.EvalSymlinks(fmt.Sprintf("/sys/dev/block/%d:%d", unix.Major(rdev), unix.Minor(rdev)))
-	if err != nil {
-		return "", false, err
-	}
-	_, err = os.Stat(filepath.Join(dir, "partition"))
-	return dir, err == nil, nil
-}
-
-// blockNodeUnderDev returns the device number of path when it is a block device node under
-// /dev. Nothing else is stat'ed: a path elsewhere may be on a filesystem whose daemon must
-// not be called (a FUSE mount, this one included).
-func blockNodeUnderDev(path string) (rdev uint64, ok bool) {
-	var st unix.Stat_t
-	if !strings.HasPrefix(path, "/dev/") || unix.Stat(path, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFBLK {
-		return 0, false
-	}
-	return st.Rdev, true
 }
 
 // SetLoopRotational sets the rotational flag of the loop device dev. swapon(2) reads it, so
